@@ -1,0 +1,12 @@
+"""deeplake_loader: a fast, offline drop-in for Deep Lake 3's dataloader.
+
+``import deeplake_loader as deeplake`` gives the subset of the deeplake 3 API that training and
+data-preparation scripts use: datasets (load/empty/dataset/exists/read) and ``ds.dataloader()``.
+"""
+
+from deeplake_loader import _build_check  # noqa: F401  (explains a missing compiled kernel)
+from deeplake_loader import errors
+
+__version__ = "0.1.0"
+
+__all__ = ["errors", "__version__"]

@@ -1,0 +1,86 @@
+"""The exception hierarchy. Every error names where it happened: tensor, row, key/file, position."""
+
+from __future__ import annotations
+
+
+class DeepLakeLoaderError(Exception):
+    """Base class of every error raised by deeplake_loader."""
+
+
+def _where(tensor=None, index=None, key=None) -> str:
+    parts = []
+    if tensor is not None:
+        parts.append(f"tensor '{tensor}'")
+    if index is not None:
+        parts.append(f"sample index {index}")
+    if key is not None:
+        parts.append(f"key '{key}'")
+    return ", ".join(parts)
+
+
+class DatasetNotFoundError(DeepLakeLoaderError, FileNotFoundError):
+    """The path holds no Deep Lake 3 dataset."""
+
+    def __init__(self, path: str, detail: str = ""):
+        self.path = path
+        msg = f"No Deep Lake dataset at '{path}' (no dataset_meta.json or version_control_info.json)"
+        super().__init__(msg + (f": {detail}" if detail else ""))
+
+
+class DatasetExistsError(DeepLakeLoaderError, FileExistsError):
+    """empty() on a path that already holds a dataset, without overwrite=True."""
+
+
+class CorruptDatasetError(DeepLakeLoaderError):
+    """On-disk bytes or JSON that do not follow the format. Names the tensor, sample and key."""
+
+    def __init__(self, message: str, *, tensor=None, index=None, key=None):
+        self.tensor, self.index, self.key = tensor, index, key
+        where = _where(tensor, index, key)
+        super().__init__(f"{message} ({where})" if where else message)
+
+
+class DecodeError(DeepLakeLoaderError, ValueError):
+    """A sample's compressed bytes could not be decoded (corrupt or not an image)."""
+
+    def __init__(self, message: str, *, tensor=None, index=None, key=None, position=None):
+        self.tensor, self.index, self.key, self.position = tensor, index, key, position
+        where = _where(tensor, index, key)
+        if position is not None and not where:
+            where = f"batch position {position}"
+        super().__init__(f"{message} ({where})" if where else message)
+
+
+class TensorDoesNotExistError(DeepLakeLoaderError, KeyError):
+    """A tensor name that is not in the dataset; lists the ones that are."""
+
+    def __init__(self, name: str, existing=()):
+        self.name = name
+        self.existing = list(existing)
+        msg = f"Tensor '{name}' does not exist."
+        if self.existing:
+            msg += " Tensors in the dataset: " + ", ".join(repr(t) for t in self.existing) + "."
+        super().__init__(msg)
+
+    def __str__(self):  # KeyError would repr() the message
+        return self.args[0]
+
+
+class UnsupportedError(DeepLakeLoaderError, NotImplementedError):
+    """A feature of the Deep Lake 3 format or API outside what deeplake_loader supports."""
+
+
+class ReadOnlyError(DeepLakeLoaderError, PermissionError):
+    """A write to a dataset opened read-only, or to a commit that is not a branch head."""
+
+
+class HubPathError(DeepLakeLoaderError, ValueError):
+    """hub:// datasets live in Activeloop's service, which deeplake_loader does not talk to."""
+
+
+class TQLError(DeepLakeLoaderError, ValueError):
+    """A query string that is not valid, or uses a construct outside the supported subset."""
+
+
+class WorkerError(DeepLakeLoaderError, RuntimeError):
+    """A dataloader worker died, or a transform could not be sent to it."""

@@ -1,0 +1,48 @@
+"""The storage provider interface: a flat key/value store with range reads."""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+
+class StorageProvider:
+    """Keys are '/'-separated paths relative to the dataset root.
+
+    ``get`` raises ``KeyError`` for a missing key. ``put`` is atomic per key: a reader sees
+    the old bytes or the new ones, never a partial write.
+    """
+
+    root: str = ""
+
+    def get(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def get_range(self, key: str, start: int, end: Optional[int]) -> bytes:
+        """Bytes [start, end) of the value at key (end=None: to the end)."""
+        data = self.get(key)
+        return data[start:end]
+
+    def get_or_none(self, key: str) -> Optional[bytes]:
+        try:
+            return self.get(key)
+        except KeyError:
+            return None
+
+    def put(self, key: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        raise NotImplementedError
+
+    def clear(self, prefix: str = "") -> None:
+        for key in list(self.list(prefix)):
+            self.delete(key)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.root!r})"
