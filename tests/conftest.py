@@ -45,11 +45,12 @@ def dl3_vectors(dl3_python):
 
 @pytest.fixture
 def vector_copy(dl3_vectors, tmp_path):
-    """copy(name) -> path of a private copy of vector `name`'s dataset folder (safe to mutate)."""
+    """copy(name) -> path of a private copy of vector `name`'s dataset folder (safe to mutate),
+    at tmp_path/<name>/data (the layout dl3_vectors.dump_view expects)."""
     import shutil
 
     def copy(name):
-        dst = tmp_path / name
+        dst = tmp_path / name / "data"
         shutil.copytree(dl3_vectors / name / "data", dst)
         return dst
 

@@ -15,6 +15,10 @@ through files. Public API:
 * ``vectors_dir() -> Path``: the test vectors of ``dl3_vectors.py``, generated once per content
   hash of that script into ``~/.cache/deeplake_loader/vectors-<hash>``.
 * ``skip_or_fail(reason)``: fail in CI (``CI`` set), skip elsewhere.
+* Comparison helpers (no deeplake import): ``load_expected(vector_dir)``, ``load_npz(path)``,
+  ``jsonable(value)`` (the normal form dl3_vectors.py records json/list values in),
+  ``array_mismatch(got, want) -> str | None`` (exact: dtype, shape, every value),
+  ``dtype_equal(ours, recorded)``, ``compare_dataset(ours, view, arrays) -> [differences]``.
 """
 
 from __future__ import annotations
@@ -219,6 +223,9 @@ def vectors_dir(timeout: float = 600) -> Path:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+        for old in CACHE_DIR.glob("vectors-*"):  # vectors of older versions of the script
+            if old.is_dir() and old != target and ".tmp" not in old.name:
+                shutil.rmtree(old, ignore_errors=True)
     return target
 
 
@@ -290,3 +297,53 @@ def dtype_equal(got, want_str) -> bool:
         return np.dtype(got) == np.dtype(want_str)
     except TypeError:
         return False
+
+
+def load_npz(path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def compare_dataset(ours, view: dict, arrays: dict, where: str = "") -> list:
+    """Every difference between our opened Dataset ``ours`` and a view recorded by deeplake
+    (``dl3_vectors.dump_view``): tensor list, len, htype/dtype/shape/compressions/class names, and
+    every sample (t[i].numpy() for arrays, t[i].data()["value"] for text-likes). [] if equal."""
+    problems = []
+    if list(ours.tensors) != view["tensors"]:
+        problems.append(f"{where}tensor list {list(ours.tensors)} != {view['tensors']}")
+    if len(ours) != view["len"]:
+        problems.append(f"{where}len(ds) {len(ours)} != {view['len']}")
+    for name, exp in view["meta"].items():
+        w = f"{where}tensor '{name}': "
+        try:
+            t = ours[name]
+        except Exception as e:  # noqa: BLE001 - reported as a difference
+            problems.append(f"{w}cannot open: {type(e).__name__}: {e}")
+            continue
+        if t.htype != exp["htype"] and not (exp["htype"] is None and t.htype == "generic"):
+            problems.append(f"{w}htype {t.htype!r} != {exp['htype']!r}")
+        if not dtype_equal(t.dtype, exp["dtype"]):
+            problems.append(f"{w}dtype {t.dtype!r} != {exp['dtype']!r}")
+        if len(t) != exp["length"]:
+            problems.append(f"{w}len {len(t)} != {exp['length']}")
+            continue
+        if tuple(t.shape) != tuple(exp["shape"]):
+            problems.append(f"{w}shape {tuple(t.shape)} != {tuple(exp['shape'])}")
+        if t.meta.sample_compression != exp["sample_compression"]:
+            problems.append(f"{w}sample_compression {t.meta.sample_compression!r} != {exp['sample_compression']!r}")
+        if t.meta.chunk_compression != exp["chunk_compression"]:
+            problems.append(f"{w}chunk_compression {t.meta.chunk_compression!r} != {exp['chunk_compression']!r}")
+        if "class_names" in exp and list(t.info.class_names) != exp["class_names"]:
+            problems.append(f"{w}class_names {list(t.info.class_names)} != {exp['class_names']}")
+        for i in range(exp["length"]):
+            try:
+                if exp["kind"] == "array":
+                    msg = array_mismatch(t[i].numpy(), arrays[f"t{exp['index']}/{i}"])
+                else:
+                    got = jsonable(t[i].data()["value"])
+                    msg = None if got == exp["values"][i] else f"{got!r} != {exp['values'][i]!r}"
+            except Exception as e:  # noqa: BLE001 - reported as a difference
+                msg = f"raised {type(e).__name__}: {e}"
+            if msg:
+                problems.append(f"{w}sample {i}: {msg}")
+    return problems

@@ -506,6 +506,43 @@ def v_vc_rename_delete(root, rng):  # 15
 
 
 @vector
+def v_vc_merge(root, rng):  # 16: merge writes "name:commit" chunk_set entries
+    ds = new_ds(root)
+    ds.create_tensor("x", dtype="int32")
+    ds.create_tensor("t", htype="text")
+    ds.x.extend(np.arange(4, dtype=np.int32))
+    ds.t.extend([f"base {i}" for i in range(4)])
+    base = ds.commit("base")
+    ds.checkout("alt", create=True)
+    ds.x.extend(np.arange(10, 13, dtype=np.int32))
+    ds.t.extend([f"alt {i}" for i in range(10, 13)])
+    ds.x[0] = np.int32(-5)
+    alt1 = ds.commit("alt 1")
+    ds.checkout("main")
+    ds.x.append(np.int32(4))
+    ds.t.append("main 4")
+    main1 = ds.commit("main 1")
+    ds.merge("alt")
+    merged = ds.commit_id
+    ds.flush()
+    return [("head", {}), ("alt", {"branch": "alt"}), ("base", {"commit": base}), ("alt1", {"commit": alt1}),
+            ("main1", {"commit": main1}), ("merged", {"commit": merged})]
+
+
+@vector
+def v_sequence(root, rng):  # 18 (item shapes uniform inside each sequence, so t[i].numpy() is an array)
+    ds = new_ds(root)
+    with ds:
+        ds.create_tensor("seq", htype="sequence[generic]", dtype="int16")
+        ds.seq.extend([[fixed(10 * s + k, (3,), "int16") for k in range(n)] for s, n in enumerate((2, 1, 3, 2))])
+        ds.create_tensor("seqimg", htype="sequence[image]", sample_compression="png")
+        ds.seqimg.extend([[smooth_image(10 * s + k, 4, 5) for k in range(n)] for s, n in enumerate((2, 1, 3, 1))])
+        ds.create_tensor("seqlab", htype="sequence[class_label]", class_names=["a", "b", "c"])
+        ds.seqlab.extend([[0, 1], [2], [1, 1, 0], [2, 0]])
+    return [("head", {})]
+
+
+@vector
 def v_groups(root, rng):  # 17
     ds = new_ds(root)
     with ds:
