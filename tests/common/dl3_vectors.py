@@ -543,6 +543,22 @@ def v_sequence(root, rng):  # 18 (item shapes uniform inside each sequence, so t
 
 
 @vector
+def v_link(root, rng):  # 19: link[image] to local files (absolute paths inside the vector folder)
+    ds = new_ds(root)
+    files = root / "files"
+    files.mkdir(exist_ok=True)
+    with ds:
+        ds.create_tensor("lk", htype="link[image]", sample_compression="png")
+        for i in range(3):
+            p = files / f"link_{i}.png"
+            Image.fromarray(smooth_image(i, 4 + i, 5)).save(p)
+            ds.lk.append(deeplake.link(str(p)))
+        ds.create_tensor("x", dtype="int32")
+        ds.x.extend(np.arange(3, dtype=np.int32))
+    return [("head", {})]
+
+
+@vector
 def v_groups(root, rng):  # 17
     ds = new_ds(root)
     with ds:
