@@ -143,7 +143,13 @@ def dl3_python() -> str:
     with _file_lock(CACHE_DIR / f"venv-dl3-{DL3_VERSION}.lock"):
         if not (marker.exists() and _venv_python(venv).exists()):
             if not _works(python):
-                _create_venv(venv)
+                try:
+                    _create_venv(venv)
+                except DL3Unavailable:
+                    if not venv.exists():
+                        raise
+                    shutil.rmtree(venv, ignore_errors=True)  # a broken venv: start again, once
+                    _create_venv(venv)
                 if not _works(python):
                     raise DL3Unavailable(f"{python} still cannot import deeplake {DL3_VERSION} after pip install")
             marker.write_text(f"deeplake=={DL3_VERSION} verified {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
