@@ -1,0 +1,141 @@
+"""Shared helpers for every benchmark script in bench/ (stable API: other scripts import it).
+
+* ``DATA_DIR``                    bench/_data/ (gitignored), where generated corpora are cached.
+* ``natural_image(h, w, seed)``   a smooth, photo-like uint8 RGB array (gradients + blobs + noise),
+                                  so JPEG sizes and decode costs resemble real photos.
+* ``jpeg_corpus(n, ...)``         list of JPEG ``bytes``, generated once with Pillow, cached on disk.
+* ``png_corpus(n, ...)``          same for PNG.
+* ``time_it(fn, warmup, repeat)`` warm-up calls, then the median wall time of ``repeat`` calls.
+* ``peak_rss_mb()``               peak resident set size of this process (MiB).
+* ``machine_info()``              one line: CPU model, cores, Python, numpy, Pillow versions.
+* ``print_table(rows, ...)``      aligned table of ``(name, items_per_s)`` with ratios to baselines.
+
+Benchmarks never assert on time; they print. Run them on a quiet machine.
+"""
+from __future__ import annotations
+
+import io
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+DATA_DIR = Path(__file__).resolve().parent / "_data"
+
+
+def natural_image(h: int, w: int, seed: int = 0, channels: int = 3) -> np.ndarray:
+    """A deterministic photo-like image: smooth gradients, soft blobs and mild noise (uint8)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.empty((h, w, channels), np.float32)
+    for c in range(channels):
+        a, b, ph = rng.uniform(0.005, 0.03, 2).tolist() + [rng.uniform(0, 6.28)]
+        v = 128 + 60 * np.sin(xx * a + ph) * np.cos(yy * b)
+        for _ in range(4):
+            cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+            r = rng.uniform(0.05, 0.3) * max(h, w)
+            v += rng.uniform(-70, 70) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+        v += rng.normal(0, 6, (h, w))
+        img[..., c] = v
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _corpus(kind: str, n: int, height: int, width: int, mode: str, save_kw: dict) -> list[bytes]:
+    from PIL import Image
+
+    tag = "_".join(f"{k}{v}" for k, v in sorted(save_kw.items()))
+    folder = DATA_DIR / f"{kind}_{height}x{width}_{mode}_{tag}"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        path = folder / f"{i:05d}.{kind}"
+        if not path.exists():
+            arr = natural_image(height, width, seed=i, channels=3)
+            im = Image.fromarray(arr, "RGB").convert(mode)
+            bio = io.BytesIO()
+            im.save(bio, format="JPEG" if kind == "jpg" else "PNG", **save_kw)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(bio.getvalue())
+            os.replace(tmp, path)
+        out.append(path.read_bytes())
+    return out
+
+
+def jpeg_corpus(n: int = 64, height: int = 375, width: int = 500, quality: int = 90,
+                mode: str = "RGB", subsampling: int = 2) -> list[bytes]:
+    """``n`` distinct JPEG files (default: 500x375 RGB, quality 90, 4:2:0), cached in DATA_DIR."""
+    return _corpus("jpg", n, height, width, mode, {"quality": quality, "subsampling": subsampling})
+
+
+def png_corpus(n: int = 32, height: int = 375, width: int = 500, mode: str = "RGB",
+               compress_level: int = 6) -> list[bytes]:
+    """``n`` distinct PNG files (default 500x375 RGB, zlib level 6), cached in DATA_DIR."""
+    return _corpus("png", n, height, width, mode, {"compress_level": compress_level})
+
+
+def time_it(fn: Callable[[], object], warmup: int = 1, repeat: int = 5) -> float:
+    """Call ``fn`` ``warmup`` times untimed, then return the median seconds of ``repeat`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (ru_maxrss is KiB on Linux)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024.0 if sys.platform != "darwin" else r / (1024.0 * 1024.0)
+
+
+def machine_info() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    parts = [cpu, f"{os.cpu_count()} cores", f"Python {platform.python_version()}",
+             f"numpy {np.__version__}"]
+    try:
+        import PIL
+
+        parts.append(f"Pillow {PIL.__version__}")
+    except ImportError:
+        pass
+    try:
+        parts.append(f"load {os.getloadavg()[0]:.2f}")
+    except OSError:
+        pass
+    return ", ".join(parts)
+
+
+def print_table(rows: Sequence[tuple[str, float]], unit: str = "images/s",
+                ratios: Iterable[tuple[str, str, float | None]] = (), title: str | None = None) -> None:
+    """Print ``rows`` of ``(name, rate)`` aligned, then each ratio ``(num, den, target)``:
+    ``rate[num] / rate[den]`` with the target (if any) and whether it was met."""
+    rates = dict(rows)
+    if title:
+        print(title)
+    width = max([len(n) for n, _ in rows] + [10])
+    for name, rate in rows:
+        print(f"  {name:<{width}}  {rate:12.1f} {unit}")
+    for num, den, target in ratios:
+        if num not in rates or den not in rates or rates[den] <= 0:
+            continue
+        r = rates[num] / rates[den]
+        tgt = "" if target is None else f"   target >= {target:.2f}x  {'OK' if r >= target else 'MISSED'}"
+        print(f"  ratio {num} / {den}: {r:6.2f}x{tgt}")
+    print(f"  peak RSS: {peak_rss_mb():.0f} MiB")
