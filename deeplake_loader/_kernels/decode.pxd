@@ -1,0 +1,50 @@
+# Batch JPEG/PNG decode kernels. The C helpers live in src/decode_jpeg.c and src/decode_png.c;
+# every function below is nogil and reports failure through its int status (never raises).
+from libc.stdint cimport uint8_t, int64_t
+
+cdef extern from "decode_jpeg.h" nogil:
+    enum:
+        DL_MSG_LEN
+        DL_OK
+        DL_WARNED
+        DL_ERR_CORRUPT
+        DL_ERR_WARNING
+        DL_ERR_SHAPE
+        DL_ERR_UNSUPPORTED
+        DL_ERR_NOMEM
+        DL_ERR_FORMAT
+        DL_ERR_BOX
+        DL_CODEC_UNKNOWN
+        DL_CODEC_JPEG
+        DL_CODEC_PNG
+    ctypedef struct dl_ctx:
+        pass
+    dl_ctx* dl_ctx_new()
+    void dl_ctx_free(dl_ctx* ctx)
+    int dl_codec_of(const uint8_t* buf, size_t n)
+    int dl_jpeg_info(dl_ctx* ctx, const uint8_t* buf, size_t n, int* height, int* width,
+                     int* channels, char* msg)
+    int dl_jpeg_decode(dl_ctx* ctx, const uint8_t* buf, size_t n, uint8_t* out, int h, int w,
+                       int c, int strict, char* msg)
+    int dl_jpeg_decode_crop(dl_ctx* ctx, const uint8_t* buf, size_t n, const int64_t* box,
+                            int th, int tw, int flip, uint8_t* out, int c, int strict, char* msg)
+    int dl_jpeg_pick_scale(int crop_h, int crop_w, int th, int tw)
+    int dl_resample_bilinear(dl_ctx* ctx, const uint8_t* src, int sh, int sw, size_t sstride,
+                             int c, double y0, double x0, double y1, double x1, uint8_t* out,
+                             int th, int tw, int flip)
+
+cdef extern from "decode_png.h" nogil:
+    int dl_png_info(const uint8_t* buf, size_t n, int* height, int* width, int* channels,
+                    int* bytes_per_channel, char* msg)
+    int dl_png_decode(const uint8_t* buf, size_t n, uint8_t* out, int h, int w, int c, int bpc,
+                      char* msg)
+    int dl_png_decode_crop(dl_ctx* ctx, const uint8_t* buf, size_t n, const int64_t* box,
+                           int th, int tw, int flip, uint8_t* out, int c, char* msg)
+
+# One sample, any codec: full decode into out (h*w*c*bpc bytes).
+cdef int decode_one(dl_ctx* ctx, const uint8_t* buf, size_t n, uint8_t* out, int h, int w, int c,
+                    int bpc, int strict, char* msg) noexcept nogil
+
+# One sample, any codec: fused crop (box = y, x, h, w) + resize to th x tw + flip into out.
+cdef int decode_crop_one(dl_ctx* ctx, const uint8_t* buf, size_t n, const int64_t* box, int th,
+                         int tw, int flip, uint8_t* out, int c, int strict, char* msg) noexcept nogil

@@ -1,0 +1,441 @@
+# cython: language_level=3
+"""Batch JPEG/PNG decode into caller-provided memory, on OpenMP threads without the GIL.
+
+Public functions (all raise ``deeplake_loader.errors.DecodeError`` with ``.position`` set to the
+batch position of the first sample that failed; the message is libjpeg's/libpng's own text):
+
+* ``image_info(buf) -> ImageInfo`` — header only: a 4-tuple ``(codec, height, width, channels)``
+  (codec ``"jpeg"`` or ``"png"``) with an extra ``.dtype`` attribute (uint8, or uint16 for
+  16-bit grayscale PNG).
+* ``decode_batch(buffers, out, num_threads=1, strict=True) -> list`` — decode every buffer into
+  ``out``: one C-contiguous ``(B, H, W, C)`` array, or a list of ``B`` C-contiguous ``(H, W, C)``
+  arrays. Returns one entry per sample: ``None``, or the text of a library warning that did not
+  fail the decode (``strict=False`` for JPEG; PNG warnings never fail).
+* ``decode(buffers, num_threads=1, strict=True, channels=None)`` — plans with ``image_info``,
+  allocates, decodes: a ``(B, H, W, C)`` array when all shapes agree, else a list of arrays.
+* ``decode_crop_batch(buffers, boxes, flips, out, num_threads=1, strict=True) -> list`` — fused
+  crop + DCT scale + antialiased bilinear resize + horizontal flip into ``out`` (B, th, tw, C)
+  uint8; ``boxes`` int64 (B, 4) rows ``(y, x, h, w)`` in full-image pixels, ``flips`` (B,).
+
+Channels: ``C`` in the output selects the conversion. ``C`` equal to the stored channel count
+gives what ``np.asarray(PIL.Image.open(f))`` gives (with a trailing axis for grayscale; CMYK
+JPEGs inverted like Pillow's "CMYK;I"; palette PNGs expanded to RGB/RGBA, see
+src/decode_png.h). ``C == 3`` also accepts grayscale JPEGs (replicated) and CMYK/YCCK JPEGs
+(converted like ``Image.convert("RGB")``).
+"""
+import numpy as np
+cimport numpy as cnp
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cython.parallel cimport prange, threadid
+from libc.stdlib cimport malloc, free, calloc
+from libc.string cimport memset
+from libc.stdint cimport uint8_t, int64_t
+
+from deeplake_loader.errors import DecodeError
+
+cnp.import_array()
+
+MAX_PIXELS = 1 << 29          # decode() refuses to allocate larger images (lying headers)
+
+_KIND = {
+    DL_ERR_CORRUPT: "corrupt image data",
+    DL_ERR_WARNING: "corrupt image data (library warning; pass strict=False to accept)",
+    DL_ERR_SHAPE: "image does not match the output buffer",
+    DL_ERR_UNSUPPORTED: "unsupported image",
+    DL_ERR_NOMEM: "out of memory while decoding",
+    DL_ERR_FORMAT: "not a JPEG or PNG image",
+    DL_ERR_BOX: "bad crop box",
+}
+
+
+cdef int decode_one(dl_ctx* ctx, const uint8_t* buf, size_t n, uint8_t* out, int h, int w, int c,
+                    int bpc, int strict, char* msg) noexcept nogil:
+    cdef int codec = dl_codec_of(buf, n)
+    if codec == DL_CODEC_JPEG:
+        if bpc != 1:
+            _cmsg(msg, b"JPEG decodes to uint8 but the output is uint16")
+            return DL_ERR_SHAPE
+        return dl_jpeg_decode(ctx, buf, n, out, h, w, c, strict, msg)
+    if codec == DL_CODEC_PNG:
+        return dl_png_decode(buf, n, out, h, w, c, bpc, msg)
+    _cmsg(msg, b"empty buffer" if n == 0 else b"unknown signature (neither JPEG nor PNG)")
+    return DL_ERR_FORMAT
+
+
+cdef int decode_crop_one(dl_ctx* ctx, const uint8_t* buf, size_t n, const int64_t* box, int th,
+                         int tw, int flip, uint8_t* out, int c, int strict, char* msg) noexcept nogil:
+    cdef int codec = dl_codec_of(buf, n)
+    if codec == DL_CODEC_JPEG:
+        return dl_jpeg_decode_crop(ctx, buf, n, box, th, tw, flip, out, c, strict, msg)
+    if codec == DL_CODEC_PNG:
+        return dl_png_decode_crop(ctx, buf, n, box, th, tw, flip, out, c, msg)
+    _cmsg(msg, b"empty buffer" if n == 0 else b"unknown signature (neither JPEG nor PNG)")
+    return DL_ERR_FORMAT
+
+
+cdef inline void _cmsg(char* msg, const char* text) noexcept nogil:
+    cdef int i = 0
+    while text[i] != 0 and i < DL_MSG_LEN - 1:
+        msg[i] = text[i]
+        i += 1
+    msg[i] = 0
+
+
+# ---- per-thread decoder contexts, reused across calls --------------------------------------
+
+cdef class _Contexts:
+    """``n`` decoder contexts (one per OpenMP thread); freed when the object dies."""
+    cdef dl_ctx** ctx
+    cdef int n
+
+    def __cinit__(self, int n):
+        cdef int i
+        self.n = 0
+        if n < 1 or n > 256:
+            raise ValueError(f"bad context count {n}")
+        self.ctx = <dl_ctx**>calloc(<size_t>n, sizeof(dl_ctx*))
+        if self.ctx == NULL:
+            raise MemoryError("cannot allocate decoder contexts")
+        for i in range(n):
+            self.ctx[i] = dl_ctx_new()
+            if self.ctx[i] == NULL:
+                raise MemoryError("cannot create a libjpeg decompress object")
+            self.n = i + 1
+
+    def __dealloc__(self):
+        cdef int i
+        if self.ctx != NULL:
+            for i in range(self.n):
+                dl_ctx_free(self.ctx[i])
+            free(self.ctx)
+            self.ctx = NULL
+
+
+_pool = []   # free _Contexts; taken and returned with the GIL held, so callers never share one
+
+
+cdef _Contexts _take(int n):
+    for i in range(len(_pool)):
+        if (<_Contexts>_pool[i]).n >= n:
+            return _pool.pop(i)
+    return _Contexts(n)
+
+
+cdef _give(_Contexts c):
+    if len(_pool) < 4:
+        _pool.append(c)
+
+
+# ---- input/output validation ----------------------------------------------------------------
+
+cdef class _Inputs:
+    """Pointers and lengths of B buffer objects (no copies), released on every path."""
+    cdef Py_buffer* views
+    cdef const uint8_t** ptr
+    cdef size_t* size
+    cdef int n, acquired
+
+    def __cinit__(self, buffers):
+        cdef int i
+        cdef object b
+        self.n = len(buffers)
+        self.acquired = 0
+        self.views = <Py_buffer*>calloc(max(self.n, 1), sizeof(Py_buffer))
+        self.ptr = <const uint8_t**>calloc(max(self.n, 1), sizeof(uint8_t*))
+        self.size = <size_t*>calloc(max(self.n, 1), sizeof(size_t))
+        if self.views == NULL or self.ptr == NULL or self.size == NULL:
+            raise MemoryError()
+        for i in range(self.n):
+            b = buffers[i]
+            try:
+                PyObject_GetBuffer(b, &self.views[i], PyBUF_SIMPLE)
+            except (TypeError, BufferError) as e:
+                raise DecodeError(f"sample is not a contiguous bytes-like object ({type(b).__name__}): {e}",
+                                  position=i) from None
+            self.acquired = i + 1
+            self.ptr[i] = <const uint8_t*>self.views[i].buf
+            self.size[i] = <size_t>self.views[i].len
+
+    def __dealloc__(self):
+        cdef int i
+        if self.views != NULL:
+            for i in range(self.acquired):
+                PyBuffer_Release(&self.views[i])
+            free(self.views)
+        free(self.ptr)
+        free(self.size)
+
+
+cdef _check_array(cnp.ndarray a, int ndim, str what):
+    if a.ndim != ndim:
+        raise ValueError(f"{what} must have {ndim} dimensions, got shape {(<object>a).shape}")
+    if not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"{what} must be C-contiguous and writeable")
+    if a.dtype != np.uint8 and a.dtype != np.uint16:
+        raise ValueError(f"{what} must be uint8 (or uint16 for 16-bit grayscale PNG), got {a.dtype}")
+
+
+cdef object _statuses(int n, int* status, char* msgs):
+    """Raise DecodeError for the first failing sample; else return the per-sample warnings."""
+    cdef int i, first = -1, failed = 0
+    warnings = [None] * n
+    for i in range(n):
+        if status[i] >= DL_ERR_CORRUPT:
+            failed += 1
+            if first < 0:
+                first = i
+        elif status[i] == DL_WARNED:
+            warnings[i] = (<bytes>(msgs + i * DL_MSG_LEN)).decode("utf-8", "replace")
+    if first >= 0:
+        text = (<bytes>(msgs + first * DL_MSG_LEN)).decode("utf-8", "replace")
+        message = f"{_KIND.get(status[first], 'decode failed')}: {text}"
+        if failed > 1:
+            message += f" ({failed - 1} more sample(s) of this batch also failed)"
+        err = DecodeError(message, position=first)
+        err.status = status[first]
+        raise err
+    return warnings
+
+
+def _threads(num_threads):
+    n = int(num_threads)
+    if n < 1:
+        raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+    return min(n, 256)
+
+
+# ---- public API ----------------------------------------------------------------------------
+
+class ImageInfo(tuple):
+    """``(codec, height, width, channels)`` with ``.dtype`` (np.uint8 or np.uint16)."""
+
+    def __new__(cls, codec, height, width, channels, dtype):
+        self = tuple.__new__(cls, (codec, height, width, channels))
+        self.dtype = dtype
+        return self
+
+    codec = property(lambda self: self[0])
+    height = property(lambda self: self[1])
+    width = property(lambda self: self[2])
+    channels = property(lambda self: self[3])
+
+    @property
+    def shape(self):
+        return (self[1], self[2], self[3])
+
+
+def image_info(buf):
+    """Header-only probe: ``ImageInfo(codec, height, width, channels)`` (+ ``.dtype``)."""
+    cdef _Inputs inp = _Inputs([buf])
+    cdef _Contexts ctxs = _take(1)
+    cdef int h = 0, w = 0, c = 0, bpc = 1, st, codec
+    cdef char msg[DL_MSG_LEN]
+    msg[0] = 0
+    try:
+        with nogil:
+            codec = dl_codec_of(inp.ptr[0], inp.size[0])
+            if codec == DL_CODEC_JPEG:
+                st = dl_jpeg_info(ctxs.ctx[0], inp.ptr[0], inp.size[0], &h, &w, &c, msg)
+            elif codec == DL_CODEC_PNG:
+                st = dl_png_info(inp.ptr[0], inp.size[0], &h, &w, &c, &bpc, msg)
+            else:
+                _cmsg(msg, b"empty buffer" if inp.size[0] == 0 else b"unknown signature (neither JPEG nor PNG)")
+                st = DL_ERR_FORMAT
+    finally:
+        _give(ctxs)
+    if st != DL_OK:
+        err = DecodeError(f"{_KIND.get(st, 'decode failed')}: {(<bytes>msg).decode('utf-8', 'replace')}",
+                          position=0)
+        err.status = st
+        raise err
+    return ImageInfo("jpeg" if codec == DL_CODEC_JPEG else "png", h, w, c,
+                     np.uint16 if bpc == 2 else np.uint8)
+
+
+def decode_batch(buffers, out, *, num_threads=1, bint strict=True):
+    """Decode ``buffers`` into ``out`` ((B,H,W,C) array or list of (H,W,C) arrays); see module doc."""
+    cdef _Inputs inp = _Inputs(buffers)
+    cdef int n = inp.n, i, nt = _threads(num_threads)
+    cdef cnp.ndarray a
+    cdef uint8_t** optr
+    cdef int* dims
+    cdef int* status
+    cdef char* msgs
+    cdef _Contexts ctxs
+    cdef int st_strict = 1 if strict else 0
+    cdef uint8_t* base
+    cdef size_t stride
+    if n == 0:
+        return []
+    optr = <uint8_t**>malloc(n * sizeof(uint8_t*))
+    dims = <int*>malloc(n * 4 * sizeof(int))
+    status = <int*>malloc(n * sizeof(int))
+    msgs = <char*>calloc(n, DL_MSG_LEN)
+    ctxs = None
+    try:
+        if optr == NULL or dims == NULL or status == NULL or msgs == NULL:
+            raise MemoryError()
+        if isinstance(out, np.ndarray):
+            a = out
+            _check_array(a, 4, "out")
+            if a.shape[0] != n:
+                raise ValueError(f"out holds {a.shape[0]} samples but {n} buffers were given")
+            base = <uint8_t*>cnp.PyArray_DATA(a)
+            stride = <size_t>a.strides[0]
+            for i in range(n):
+                optr[i] = base + i * stride
+                dims[4 * i] = a.shape[1]
+                dims[4 * i + 1] = a.shape[2]
+                dims[4 * i + 2] = a.shape[3]
+                dims[4 * i + 3] = a.itemsize
+        else:
+            if len(out) != n:
+                raise ValueError(f"out holds {len(out)} arrays but {n} buffers were given")
+            for i in range(n):
+                if not isinstance(out[i], np.ndarray):
+                    raise ValueError(f"out[{i}] must be a numpy array, got {type(out[i]).__name__}")
+                a = out[i]
+                _check_array(a, 3, f"out[{i}]")
+                optr[i] = <uint8_t*>cnp.PyArray_DATA(a)
+                dims[4 * i] = a.shape[0]
+                dims[4 * i + 1] = a.shape[1]
+                dims[4 * i + 2] = a.shape[2]
+                dims[4 * i + 3] = a.itemsize
+        ctxs = _take(nt)
+        with nogil:
+            if nt == 1:
+                for i in range(n):
+                    status[i] = decode_one(ctxs.ctx[0], inp.ptr[i], inp.size[i], optr[i], dims[4 * i],
+                                           dims[4 * i + 1], dims[4 * i + 2], dims[4 * i + 3],
+                                           st_strict, msgs + i * DL_MSG_LEN)
+            else:
+                for i in prange(n, num_threads=nt, schedule="dynamic"):
+                    status[i] = decode_one(ctxs.ctx[threadid()], inp.ptr[i], inp.size[i], optr[i],
+                                           dims[4 * i], dims[4 * i + 1], dims[4 * i + 2],
+                                           dims[4 * i + 3], st_strict, msgs + i * DL_MSG_LEN)
+        return _statuses(n, status, msgs)
+    finally:
+        if ctxs is not None:
+            _give(ctxs)
+        free(optr)
+        free(dims)
+        free(status)
+        free(msgs)
+
+
+def decode(buffers, *, num_threads=1, bint strict=True, channels=None):
+    """Plan with ``image_info``, allocate and decode. One (B,H,W,C) array when every sample has
+    the same shape and dtype, else a list of (H,W,C) arrays. ``channels`` forces C (e.g. 3 to get
+    RGB from grayscale or CMYK JPEGs)."""
+    shapes = []
+    for i, b in enumerate(buffers):
+        try:
+            info = image_info(b)
+        except DecodeError as e:
+            e.position = i
+            e.args = (str(e).replace("(batch position 0)", f"(batch position {i})"),)
+            raise
+        c = info[3] if channels is None else int(channels)
+        if info[1] * info[2] * c > MAX_PIXELS:
+            raise DecodeError(f"image header says {info[1]}x{info[2]}x{c}, larger than MAX_PIXELS",
+                              position=i)
+        shapes.append(((info[1], info[2], c), info.dtype))
+    if not shapes:
+        return np.empty((0, 0, 0, 0 if channels is None else int(channels)), np.uint8)
+    if all(s == shapes[0] for s in shapes):
+        out = np.empty((len(shapes),) + shapes[0][0], shapes[0][1])
+    else:
+        out = [np.empty(s, d) for s, d in shapes]
+    decode_batch(buffers, out, num_threads=num_threads, strict=strict)
+    return out
+
+
+def decode_crop_batch(buffers, boxes, flips, out, *, num_threads=1, bint strict=True):
+    """Fused crop + scale + flip decode into ``out`` (B, th, tw, C) uint8; see module doc."""
+    cdef _Inputs inp = _Inputs(buffers)
+    cdef int n = inp.n, i, nt = _threads(num_threads)
+    cdef cnp.ndarray a
+    cdef int64_t[:, ::1] bx
+    cdef uint8_t[::1] fl
+    cdef int* status
+    cdef char* msgs
+    cdef _Contexts ctxs = None
+    cdef int st_strict = 1 if strict else 0
+    cdef uint8_t* base
+    cdef size_t stride
+    cdef int th, tw, c
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"out must be a numpy array (B, th, tw, C), got {type(out).__name__}")
+    a = out
+    _check_array(a, 4, "out")
+    if a.dtype != np.uint8:
+        raise ValueError(f"out must be uint8 for the crop+resize decode, got {a.dtype}")
+    if a.shape[0] != n:
+        raise ValueError(f"out holds {a.shape[0]} samples but {n} buffers were given")
+    boxes_arr = np.ascontiguousarray(boxes, dtype=np.int64)
+    if boxes_arr.shape != (n, 4):
+        raise ValueError(f"boxes must have shape ({n}, 4) (y, x, h, w), got {boxes_arr.shape}")
+    flips_arr = np.ascontiguousarray(flips, dtype=np.uint8).reshape(-1)
+    if flips_arr.shape[0] != n:
+        raise ValueError(f"flips must have {n} entries, got {flips_arr.shape[0]}")
+    if n == 0:
+        return []
+    bx = boxes_arr
+    fl = flips_arr
+    th, tw, c = a.shape[1], a.shape[2], a.shape[3]
+    if th < 1 or tw < 1 or c < 1:
+        raise ValueError(f"out has an empty target size {(<object>a).shape}")
+    base = <uint8_t*>cnp.PyArray_DATA(a)
+    stride = <size_t>a.strides[0]
+    status = <int*>malloc(n * sizeof(int))
+    msgs = <char*>calloc(n, DL_MSG_LEN)
+    try:
+        if status == NULL or msgs == NULL:
+            raise MemoryError()
+        ctxs = _take(nt)
+        with nogil:
+            if nt == 1:
+                for i in range(n):
+                    status[i] = decode_crop_one(ctxs.ctx[0], inp.ptr[i], inp.size[i], &bx[i, 0], th, tw,
+                                                fl[i], base + i * stride, c, st_strict,
+                                                msgs + i * DL_MSG_LEN)
+            else:
+                for i in prange(n, num_threads=nt, schedule="dynamic"):
+                    status[i] = decode_crop_one(ctxs.ctx[threadid()], inp.ptr[i], inp.size[i], &bx[i, 0],
+                                                th, tw, fl[i], base + i * stride, c, st_strict,
+                                                msgs + i * DL_MSG_LEN)
+        return _statuses(n, status, msgs)
+    finally:
+        if ctxs is not None:
+            _give(ctxs)
+        free(status)
+        free(msgs)
+
+
+# ---- test shims (convention 7) -------------------------------------------------------------
+
+def _pick_scale_py(int crop_h, int crop_w, int th, int tw):
+    """The DCT scale numerator (denominator 8) the fused JPEG path uses for this crop."""
+    return dl_jpeg_pick_scale(crop_h, crop_w, th, tw)
+
+
+def _resample_bilinear_py(const uint8_t[:, :, ::1] src not None, box, size, bint flip=False):
+    """Resize ``src[y0:y1, x0:x1]`` (``box = (y0, x0, y1, x1)``, floats allowed) to ``size =
+    (th, tw)`` with the kernel's Pillow-compatible bilinear filter."""
+    cdef double y0 = box[0], x0 = box[1], y1 = box[2], x1 = box[3]
+    cdef int th = size[0], tw = size[1], st
+    if not (0 <= y0 < y1 <= src.shape[0] and 0 <= x0 < x1 <= src.shape[1]) or th < 1 or tw < 1:
+        raise ValueError(f"bad box {box} or size {size} for an image of shape ({src.shape[0]}, {src.shape[1]}, {src.shape[2]})")
+    out = np.empty((th, tw, src.shape[2]), np.uint8)
+    cdef uint8_t[:, :, ::1] o = out
+    cdef _Contexts ctxs = _take(1)
+    try:
+        with nogil:
+            st = dl_resample_bilinear(ctxs.ctx[0], &src[0, 0, 0], src.shape[0], src.shape[1],
+                                      src.strides[0], src.shape[2], y0, x0, y1, x1, &o[0, 0, 0],
+                                      th, tw, flip)
+    finally:
+        _give(ctxs)
+    if st != DL_OK:
+        raise MemoryError("resample scratch allocation failed")
+    return out

@@ -1,0 +1,73 @@
+/* JPEG decode (libjpeg API of libjpeg-turbo 2.1) behind a setjmp error manager, plus the pieces
+ * shared with the PNG decoder: status codes, the per-thread decoder context and the
+ * Pillow-compatible antialiased bilinear resampler used by the fused crop+scale path.
+ *
+ * No Python API here. Every function is safe to call without the GIL, from several threads at
+ * once provided each thread passes its own dl_ctx. Untrusted bytes never cause an out-of-bounds
+ * write: image dimensions are checked against the caller's output shape before any pixel is
+ * written, and every libjpeg/libpng error becomes a status code plus a message. */
+#ifndef DEEPLAKE_LOADER_DECODE_JPEG_H
+#define DEEPLAKE_LOADER_DECODE_JPEG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DL_MSG_LEN 200
+
+/* Status codes. DL_OK and DL_WARNED mean the output holds the decoded image. */
+#define DL_OK 0
+#define DL_WARNED 1          /* decoded; the library emitted a warning (text in msg), strict=0 */
+#define DL_ERR_CORRUPT 2     /* the codec library reported an error (text in msg) */
+#define DL_ERR_WARNING 3     /* strict=1 and the library emitted a warning (text in msg) */
+#define DL_ERR_SHAPE 4       /* header dimensions/channels do not match the output buffer */
+#define DL_ERR_UNSUPPORTED 5 /* colour space / bit depth / channel request not supported */
+#define DL_ERR_NOMEM 6       /* scratch allocation failed */
+#define DL_ERR_FORMAT 7      /* neither a JPEG nor a PNG (or empty) */
+#define DL_ERR_BOX 8         /* crop box outside the image or empty */
+
+#define DL_CODEC_UNKNOWN 0
+#define DL_CODEC_JPEG 1
+#define DL_CODEC_PNG 2
+
+/* Per-thread decoder state: a reusable libjpeg decompress object and growable scratch memory. */
+typedef struct dl_ctx dl_ctx;
+
+dl_ctx *dl_ctx_new(void);
+void dl_ctx_free(dl_ctx *ctx);
+/* Scratch memory owned by ctx, at least n bytes (kind 0..3 are independent buffers). NULL if
+ * the allocation fails. Valid until the next call with the same kind or dl_ctx_free. */
+void *dl_ctx_scratch(dl_ctx *ctx, int kind, size_t n);
+
+int dl_codec_of(const uint8_t *buf, size_t n);
+
+/* Header only. channels: 1 gray, 3 YCbCr/RGB, 4 CMYK/YCCK. */
+int dl_jpeg_info(dl_ctx *ctx, const uint8_t *buf, size_t n, int *height, int *width,
+                 int *channels, char *msg);
+
+/* Full decode into out (h*w*c bytes, row-major HWC). c equal to the stored channel count gives
+ * what np.asarray(PIL.Image.open(f)) gives (CMYK inverted, as Pillow's "CMYK;I"); c == 3 from
+ * gray replicates, c == 3 from CMYK converts like Image.convert("RGB"). */
+int dl_jpeg_decode(dl_ctx *ctx, const uint8_t *buf, size_t n, uint8_t *out, int h, int w, int c,
+                   int strict, char *msg);
+
+/* Fused crop + DCT scale + bilinear resize + optional horizontal flip into out (th*tw*c).
+ * box = {y, x, h, w} in full-image pixels. */
+int dl_jpeg_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t *box, int th,
+                        int tw, int flip, uint8_t *out, int c, int strict, char *msg);
+
+/* Smallest scale_num (denominator 8) whose scaled crop still covers th x tw. */
+int dl_jpeg_pick_scale(int crop_h, int crop_w, int th, int tw);
+
+/* Pillow-compatible antialiased bilinear resize (Image.resize(..., BILINEAR, box)) of the
+ * region [x0, x1) x [y0, y1) (fractional allowed) of an 8-bit HWC image src (sh x sw x c,
+ * row stride sstride bytes) into out (th x tw x c), optionally flipped left-right. The filter
+ * never reads outside [floor(x0), ceil(x1)) x [floor(y0), ceil(y1)), exactly like resizing a
+ * crop. Returns DL_OK or DL_ERR_NOMEM. */
+int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t sstride, int c,
+                         double y0, double x0, double y1, double x1, uint8_t *out, int th, int tw,
+                         int flip);
+
+/* Pillow's CMYK (already inverted) -> RGB conversion of n pixels. */
+void dl_cmyk_to_rgb(const uint8_t *in, uint8_t *out, size_t npix);
+
+#endif

@@ -1,0 +1,251 @@
+/* PNG decode with libpng 1.6; see decode_png.h for the output conventions.
+ *
+ * libpng reports errors through png_error -> our error callback, which copies libpng's message
+ * and longjmps to the png_jmpbuf set in the public function that called libpng. */
+#include "decode_png.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <png.h>
+
+typedef struct {
+  const uint8_t *buf;
+  size_t n, pos;
+  char err[DL_MSG_LEN];
+  char warn[DL_MSG_LEN];
+  int nwarn;
+} dl_pngsrc;
+
+static void dl_png_read(png_structp png, png_bytep data, png_size_t len) {
+  dl_pngsrc *s = (dl_pngsrc *)png_get_io_ptr(png);
+  if (len > s->n - s->pos) png_error(png, "Read Error: PNG data is truncated");
+  memcpy(data, s->buf + s->pos, len);
+  s->pos += len;
+}
+
+static void dl_png_error(png_structp png, png_const_charp text) {
+  dl_pngsrc *s = (dl_pngsrc *)png_get_error_ptr(png);
+  strncpy(s->err, text ? text : "libpng error", DL_MSG_LEN - 1);
+  s->err[DL_MSG_LEN - 1] = 0;
+  png_longjmp(png, 1);
+}
+
+static void dl_png_warning(png_structp png, png_const_charp text) {
+  dl_pngsrc *s = (dl_pngsrc *)png_get_error_ptr(png);
+  (void)png;
+  if (s->nwarn == 0) {
+    strncpy(s->warn, text ? text : "libpng warning", DL_MSG_LEN - 1);
+    s->warn[DL_MSG_LEN - 1] = 0;
+  }
+  s->nwarn++;
+}
+
+static void set_msg(char *msg, const char *text) {
+  if (!msg) return;
+  strncpy(msg, text, DL_MSG_LEN - 1);
+  msg[DL_MSG_LEN - 1] = 0;
+}
+
+/* Set the transforms of decode_png.h; returns channels and bytes per channel of the result. */
+static void setup_transforms(png_structp png, png_infop info, int *channels, int *bpc) {
+  int ct = png_get_color_type(png, info);
+  int depth = png_get_bit_depth(png, info);
+  *bpc = 1;
+  switch (ct) {
+    case PNG_COLOR_TYPE_PALETTE:
+      png_set_palette_to_rgb(png);
+      if (png_get_valid(png, info, PNG_INFO_tRNS)) {
+        png_set_tRNS_to_alpha(png);
+        *channels = 4;
+      } else {
+        *channels = 3;
+      }
+      break;
+    case PNG_COLOR_TYPE_GRAY:
+      *channels = 1;
+      if (depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+      if (depth == 16) {
+        *bpc = 2;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        png_set_swap(png);
+#endif
+      }
+      break;
+    case PNG_COLOR_TYPE_GRAY_ALPHA:
+      *channels = 2;
+      break;
+    case PNG_COLOR_TYPE_RGB:
+      *channels = 3;
+      break;
+    case PNG_COLOR_TYPE_RGB_ALPHA:
+      *channels = 4;
+      break;
+    default:
+      *channels = 0;
+  }
+  if (depth == 16 && ct != PNG_COLOR_TYPE_GRAY) png_set_strip_16(png);
+}
+
+static png_structp make_png(dl_pngsrc *src) {
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, src, dl_png_error, dl_png_warning);
+  if (png) {
+    png_set_user_limits(png, 1u << 20, 1u << 20);
+    png_set_chunk_malloc_max(png, 64u << 20);
+  }
+  return png;
+}
+
+int dl_png_info(const uint8_t *buf, size_t n, int *height, int *width, int *channels,
+                int *bytes_per_channel, char *msg) {
+  dl_pngsrc src;
+  png_structp png;
+  png_infop info = NULL;
+  memset(&src, 0, sizeof(src));
+  src.buf = buf;
+  src.n = n;
+  if (n < 8 || png_sig_cmp(buf, 0, 8) != 0) {
+    set_msg(msg, "not a PNG file");
+    return DL_ERR_FORMAT;
+  }
+  png = make_png(&src);
+  if (!png) {
+    set_msg(msg, "out of memory");
+    return DL_ERR_NOMEM;
+  }
+  info = png_create_info_struct(png);
+  if (!info) {
+    png_destroy_read_struct(&png, NULL, NULL);
+    set_msg(msg, "out of memory");
+    return DL_ERR_NOMEM;
+  }
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, NULL);
+    set_msg(msg, src.err);
+    return DL_ERR_CORRUPT;
+  }
+  png_set_read_fn(png, &src, dl_png_read);
+  png_read_info(png, info);
+  *height = (int)png_get_image_height(png, info);
+  *width = (int)png_get_image_width(png, info);
+  setup_transforms(png, info, channels, bytes_per_channel);
+  png_destroy_read_struct(&png, &info, NULL);
+  if (*channels == 0) {
+    set_msg(msg, "unsupported PNG colour type");
+    return DL_ERR_UNSUPPORTED;
+  }
+  if (msg) msg[0] = 0;
+  return DL_OK;
+}
+
+int dl_png_decode(const uint8_t *buf, size_t n, uint8_t *out, int h, int w, int c, int bpc,
+                  char *msg) {
+  dl_pngsrc src;
+  png_structp png;
+  png_infop info = NULL;
+  int channels = 0, ibpc = 1, passes, p, y;
+  size_t rowbytes = (size_t)w * c * bpc;
+  memset(&src, 0, sizeof(src));
+  src.buf = buf;
+  src.n = n;
+  if (n < 8 || png_sig_cmp(buf, 0, 8) != 0) {
+    set_msg(msg, n == 0 ? "empty buffer" : "not a PNG file");
+    return DL_ERR_FORMAT;
+  }
+  png = make_png(&src);
+  if (!png) {
+    set_msg(msg, "out of memory");
+    return DL_ERR_NOMEM;
+  }
+  info = png_create_info_struct(png);
+  if (!info) {
+    png_destroy_read_struct(&png, NULL, NULL);
+    set_msg(msg, "out of memory");
+    return DL_ERR_NOMEM;
+  }
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, NULL);
+    set_msg(msg, src.err);
+    return DL_ERR_CORRUPT;
+  }
+  png_set_read_fn(png, &src, dl_png_read);
+  png_read_info(png, info);
+  setup_transforms(png, info, &channels, &ibpc);
+  if (channels == 0) {
+    png_destroy_read_struct(&png, &info, NULL);
+    set_msg(msg, "unsupported PNG colour type");
+    return DL_ERR_UNSUPPORTED;
+  }
+  if (png_get_image_height(png, info) != (png_uint_32)h || png_get_image_width(png, info) != (png_uint_32)w ||
+      channels != c || ibpc != bpc) {
+    if (msg)
+      snprintf(msg, DL_MSG_LEN, "PNG header says %ux%ux%d (%d-byte samples) but the output is %dx%dx%d (%d-byte)",
+               (unsigned)png_get_image_height(png, info), (unsigned)png_get_image_width(png, info),
+               channels, ibpc, h, w, c, bpc);
+    png_destroy_read_struct(&png, &info, NULL);
+    return DL_ERR_SHAPE;
+  }
+  passes = png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  if (png_get_rowbytes(png, info) != rowbytes) {
+    png_destroy_read_struct(&png, &info, NULL);
+    set_msg(msg, "PNG row size after transforms does not match the output");
+    return DL_ERR_SHAPE;
+  }
+  for (p = 0; p < passes; p++)
+    for (y = 0; y < h; y++) png_read_row(png, out + (size_t)y * rowbytes, NULL);
+  png_destroy_read_struct(&png, &info, NULL);
+  if (src.nwarn > 0) {
+    set_msg(msg, src.warn);
+    return DL_WARNED;
+  }
+  if (msg) msg[0] = 0;
+  return DL_OK;
+}
+
+int dl_png_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t *box, int th,
+                       int tw, int flip, uint8_t *out, int c, char *msg) {
+  int h, w, ch, bpc, st, st2;
+  uint8_t *full;
+  char wmsg[DL_MSG_LEN];
+  wmsg[0] = 0;
+  st = dl_png_info(buf, n, &h, &w, &ch, &bpc, msg);
+  if (st != DL_OK) return st;
+  if (bpc != 1) {
+    set_msg(msg, "16-bit grayscale PNG is not supported by the crop+resize decode");
+    return DL_ERR_UNSUPPORTED;
+  }
+  if (ch != c) {
+    if (msg) snprintf(msg, DL_MSG_LEN, "PNG has %d channels but the output has %d", ch, c);
+    return DL_ERR_SHAPE;
+  }
+  if (th <= 0 || tw <= 0) {
+    set_msg(msg, "target size must be positive");
+    return DL_ERR_SHAPE;
+  }
+  if (box[2] < 1 || box[3] < 1 || box[0] < 0 || box[1] < 0 || box[0] + box[2] > h || box[1] + box[3] > w) {
+    if (msg)
+      snprintf(msg, DL_MSG_LEN, "crop box (y=%lld, x=%lld, h=%lld, w=%lld) outside the %dx%d image",
+               (long long)box[0], (long long)box[1], (long long)box[2], (long long)box[3], h, w);
+    return DL_ERR_BOX;
+  }
+  full = (uint8_t *)dl_ctx_scratch(ctx, 1, (size_t)h * w * c);
+  if (!full) {
+    set_msg(msg, "out of memory");
+    return DL_ERR_NOMEM;
+  }
+  st = dl_png_decode(buf, n, full, h, w, c, 1, wmsg);
+  if (st != DL_OK && st != DL_WARNED) {
+    set_msg(msg, wmsg);
+    return st;
+  }
+  st2 = dl_resample_bilinear(ctx, full, h, w, (size_t)w * c, c, (double)box[0], (double)box[1],
+                             (double)(box[0] + box[2]), (double)(box[1] + box[3]), out, th, tw, flip);
+  if (st2 != DL_OK) {
+    set_msg(msg, "out of memory");
+    return st2;
+  }
+  set_msg(msg, wmsg);
+  return st;
+}
