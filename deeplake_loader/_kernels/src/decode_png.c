@@ -74,7 +74,12 @@ static void setup_transforms(png_structp png, png_infop info, int *channels, int
       }
       break;
     case PNG_COLOR_TYPE_GRAY_ALPHA:
-      *channels = 2;
+      if (depth == 16) { /* Pillow opens 16-bit LA as RGBA (rawmode "LA;16B") */
+        png_set_gray_to_rgb(png);
+        *channels = 4;
+      } else {
+        *channels = 2;
+      }
       break;
     case PNG_COLOR_TYPE_RGB:
       *channels = 3;

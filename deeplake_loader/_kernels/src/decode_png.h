@@ -4,7 +4,8 @@
  *   gray 1/2/4/8-bit -> 1 channel uint8 (1-bit gives 0/255 like Image.convert("L"),
  *                       2/4-bit scaled to 0..255 as Pillow does)
  *   gray 16-bit      -> 1 channel uint16 (native endian), like Pillow's "I;16"
- *   gray+alpha       -> 2 channels uint8 (16-bit: high byte, like Pillow's "LA;16B")
+ *   gray+alpha       -> 2 channels uint8; 16-bit gray+alpha -> 4 channels RGBA uint8 (high
+ *                       byte, gray replicated), as Pillow opens it (mode RGBA, rawmode "LA;16B")
  *   RGB / RGBA       -> 3 / 4 channels uint8 (16-bit: high byte, like "RGB;16B"/"RGBA;16B")
  *   palette          -> 3 channels (RGB), or 4 (RGBA) when a tRNS chunk is present,
  *                       equal to Image.convert("RGB") / Image.convert("RGBA")
