@@ -29,17 +29,33 @@ def pattern(h: int, w: int, channels: int = 3, seed: int = 0, dtype=np.uint8) ->
     return np.clip(np.rint(out), 0, maxv).astype(dtype)
 
 
+def photo(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """Photo-like content: soft gradients and blobs plus sensor-like noise (uint8). Used where a
+    test's tolerance depends on image statistics (the DCT-scaled crop path)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    out = np.empty((h, w, channels), np.float64)
+    for c in range(channels):
+        v = 128 + 50 * np.sin(xx * rng.uniform(0.005, 0.03) + rng.uniform(0, 6.3)) * np.cos(yy * rng.uniform(0.005, 0.03))
+        for _ in range(5):
+            cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.05, 0.3) * max(h, w)
+            v += rng.uniform(-70, 70) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+        out[..., c] = v + rng.normal(0, 5, (h, w))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 # ---- JPEG ------------------------------------------------------------------------------------
 
 JPEG_SIZES = [(1, 1), (7, 13), (13, 7), (16, 16), (33, 47), (375, 500)]
 
 
 def make_jpeg(h: int, w: int, mode: str = "RGB", quality: int = 90, subsampling: int = 2,
-              progressive: bool = False, restart_rows: int = 0, seed: int = 0) -> bytes:
+              progressive: bool = False, restart_rows: int = 0, seed: int = 0,
+              content: str = "pattern") -> bytes:
     """A JPEG written by Pillow. ``mode`` is "L", "RGB" or "CMYK"; ``subsampling`` 0 = 4:4:4,
-    1 = 4:2:2, 2 = 4:2:0."""
+    1 = 4:2:2, 2 = 4:2:0; ``content`` "pattern" (textured) or "photo" (see ``photo``)."""
     channels = {"L": 1, "RGB": 3, "CMYK": 4}[mode]
-    arr = pattern(h, w, channels, seed)
+    arr = pattern(h, w, channels, seed) if content == "pattern" else photo(h, w, channels, seed)
     im = Image.fromarray(arr[..., 0] if channels == 1 else arr, mode)
     kw = {"quality": quality, "progressive": progressive}
     if mode != "L":
