@@ -98,6 +98,11 @@ static png_structp make_png(dl_pngsrc *src) {
   if (png) {
     png_set_user_limits(png, 1u << 20, 1u << 20);
     png_set_chunk_malloc_max(png, 64u << 20);
+    /* Every chunk CRC (IDAT included) is verified, so the zlib stream's Adler-32 adds nothing:
+     * skip it (about 5% of PNG decode time). */
+#ifdef PNG_IGNORE_ADLER32
+    png_set_option(png, PNG_IGNORE_ADLER32, PNG_OPTION_ON);
+#endif
   }
   return png;
 }
