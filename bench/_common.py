@@ -5,6 +5,7 @@
                                   so JPEG sizes and decode costs resemble real photos.
 * ``jpeg_corpus(n, ...)``         list of JPEG ``bytes``, generated once with Pillow, cached on disk.
 * ``png_corpus(n, ...)``          same for PNG.
+* ``warm_allocator()``            make glibc's malloc reuse freed large blocks (fair baselines).
 * ``time_it(fn, warmup, repeat)`` warm-up calls, then the median wall time of ``repeat`` calls.
 * ``peak_rss_mb()``               peak resident set size of this process (MiB).
 * ``machine_info()``              one line: CPU model, cores, Python, numpy, Pillow versions.
@@ -82,6 +83,17 @@ def png_corpus(n: int = 32, height: int = 375, width: int = 500, mode: str = "RG
                compress_level: int = 6) -> list[bytes]:
     """``n`` distinct PNG files (default 500x375 RGB, zlib level 6), cached in DATA_DIR."""
     return _corpus("png", n, height, width, mode, {"compress_level": compress_level})
+
+
+def warm_allocator(nbytes: int = 16 << 20) -> None:
+    """Allocate and free one large block so that glibc raises its dynamic mmap threshold.
+
+    Without this, every per-image buffer above 128 KiB (e.g. Pillow's decoded image) is a fresh
+    mmap whose pages fault in one by one, and a baseline's speed depends on whatever the process
+    allocated earlier (measured: Pillow JPEG decode 500/s cold vs 1270/s warm). Call it once
+    at the start of a benchmark so every row sees the same, fair allocator state."""
+    block = np.ones(nbytes, np.uint8)
+    del block
 
 
 def time_it(fn: Callable[[], object], warmup: int = 1, repeat: int = 5) -> float:

@@ -31,6 +31,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     print("machine:", C.machine_info())
+    C.warm_allocator()
     jpegs = C.jpeg_corpus(args.n)
     pngs = C.png_corpus(args.png_n)
     n, h, w, c = len(jpegs), 375, 500, 3
