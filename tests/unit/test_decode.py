@@ -177,3 +177,19 @@ def test_bad_out_arguments():
 
 def test_empty_batch():
     assert K.decode_batch([], np.empty((0, 4, 4, 3), np.uint8)) == []
+
+
+@pytest.mark.parametrize("kind", ["rgb8", "rgba16", "palette-trns", "gray16-interlaced", "pillow-L"])
+def test_png_500x375_equals_pillow(kind):
+    buf = I.make_png(kind, 375, 500, seed=11)
+    ref = I.pillow_array(buf)
+    out = [np.empty(ref.shape, ref.dtype)]
+    K.decode_batch([buf], out, num_threads=2)
+    np.testing.assert_array_equal(out[0], ref)
+
+
+def test_image_info_on_a_memoryview_slice():
+    buf = I.make_jpeg(13, 7, "L")
+    mv = memoryview(b"\x00" * 5 + buf)[5:]
+    info = K.image_info(mv)
+    assert info == ("jpeg", 13, 7, 1) and info.shape == (13, 7, 1) and info.codec == "jpeg"
