@@ -14,9 +14,9 @@
 
 The fused JPEG path is not bit-exact with decode -> crop -> resize: it decodes at the smallest
 DCT scale (n/8) that still covers the target, then resizes. See tests/unit/test_crop_scale.py
-for the measured difference. Images with an alpha channel (LA/RGBA) are resampled channel by
-channel without premultiplying alpha (Pillow premultiplies), so semi-transparent pixels can
-differ from ``PIL.Image.resize``; opaque images are unaffected.
+for the measured difference. Numpy arrays with 2 or 4 channels are taken as LA / RGBA (alpha
+last) and resampled with premultiplied alpha like ``PIL.Image.resize``; the fused decode does the
+same for PNG, while 4-channel (CMYK) JPEGs are resampled channel by channel, as Pillow does.
 """
 from __future__ import annotations
 
@@ -151,7 +151,8 @@ class RandomResizedCrop:
         if a3.dtype == np.uint8:
             from deeplake_loader._kernels.decode import _resample_bilinear_py
 
-            out = _resample_bilinear_py(np.ascontiguousarray(a3), (y, x, y + h, x + w), (th, tw), bool(flip))
+            out = _resample_bilinear_py(np.ascontiguousarray(a3), (y, x, y + h, x + w), (th, tw), bool(flip),
+                                        a3.shape[2] in (2, 4))
         else:
             out = self._resize_float(a3[y:y + h, x:x + w], th, tw, flip)
         return out[..., 0] if squeeze else out

@@ -31,7 +31,7 @@ cdef extern from "decode_jpeg.h" nogil:
     int dl_jpeg_pick_scale(int crop_h, int crop_w, int th, int tw)
     int dl_resample_bilinear(dl_ctx* ctx, const uint8_t* src, int sh, int sw, size_t sstride,
                              int c, double y0, double x0, double y1, double x1, uint8_t* out,
-                             int th, int tw, int flip)
+                             int th, int tw, int flip, int alpha)
 
 cdef extern from "decode_png.h" nogil:
     int dl_png_info(const uint8_t* buf, size_t n, int* height, int* width, int* channels,

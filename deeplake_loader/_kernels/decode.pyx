@@ -419,9 +419,11 @@ def _pick_scale_py(int crop_h, int crop_w, int th, int tw):
     return dl_jpeg_pick_scale(crop_h, crop_w, th, tw)
 
 
-def _resample_bilinear_py(const uint8_t[:, :, ::1] src not None, box, size, bint flip=False):
+def _resample_bilinear_py(const uint8_t[:, :, ::1] src not None, box, size, bint flip=False,
+                          bint alpha=False):
     """Resize ``src[y0:y1, x0:x1]`` (``box = (y0, x0, y1, x1)``, floats allowed) to ``size =
-    (th, tw)`` with the kernel's Pillow-compatible bilinear filter."""
+    (th, tw)`` with the kernel's Pillow-compatible bilinear filter. ``alpha``: the last of 2 or 4
+    channels is alpha (premultiplied resampling, like Image.resize on LA/RGBA)."""
     cdef double y0 = box[0], x0 = box[1], y1 = box[2], x1 = box[3]
     cdef int th = size[0], tw = size[1], st
     if not (0 <= y0 < y1 <= src.shape[0] and 0 <= x0 < x1 <= src.shape[1]) or th < 1 or tw < 1:
@@ -433,7 +435,7 @@ def _resample_bilinear_py(const uint8_t[:, :, ::1] src not None, box, size, bint
         with nogil:
             st = dl_resample_bilinear(ctxs.ctx[0], &src[0, 0, 0], src.shape[0], src.shape[1],
                                       src.strides[0], src.shape[2], y0, x0, y1, x1, &o[0, 0, 0],
-                                      th, tw, flip)
+                                      th, tw, flip, alpha)
     finally:
         _give(ctxs)
     if st != DL_OK:

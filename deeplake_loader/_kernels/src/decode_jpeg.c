@@ -438,7 +438,7 @@ int dl_jpeg_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t
     invert(region, rowbytes * (size_t)(yb - ya));
   }
   status = dl_resample_bilinear(ctx, region, yb - ya, (int)cw, rowbytes, c, fy0 - ya, fx0 - xoff,
-                                fy1 - ya, fx1 - xoff, out, th, tw, flip);
+                                fy1 - ya, fx1 - xoff, out, th, tw, flip, 0);
   if (status != DL_OK) {
     set_msg(msg, "out of memory");
     return status;
@@ -534,9 +534,35 @@ static inline __attribute__((always_inline)) void hrow(const uint8_t *row, uint8
   }
 }
 
+/* Horizontal pass row for images with alpha last (LA, RGBA): colour channels are premultiplied
+ * by alpha on the fly exactly like Pillow's RGBA -> RGBa conversion (MULDIV255). */
+static void hrow_alpha(const uint8_t *row, uint8_t *trow, int tw, int c, const int *bh,
+                       const int32_t *kkh, int kh) {
+  int xx, x, ch, xmin, xmax, t;
+  int32_t ss[4];
+  const int32_t *k;
+  for (xx = 0; xx < tw; xx++) {
+    xmin = bh[2 * xx];
+    xmax = bh[2 * xx + 1];
+    k = kkh + (size_t)xx * kh;
+    const uint8_t *p = row + (size_t)xmin * c;
+    for (ch = 0; ch < c; ch++) ss[ch] = 1 << (DL_PRECISION_BITS - 1);
+    for (x = 0; x < xmax; x++) {
+      const uint8_t *px = p + (size_t)x * c;
+      int a = px[c - 1];
+      for (ch = 0; ch < c - 1; ch++) {
+        t = px[ch] * a + 128;
+        ss[ch] += (int32_t)(((t >> 8) + t) >> 8) * k[x];
+      }
+      ss[c - 1] += (int32_t)a * k[x];
+    }
+    for (ch = 0; ch < c; ch++) trow[(size_t)xx * c + ch] = clip8(ss[ch]);
+  }
+}
+
 int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t sstride, int c,
                          double y0, double x0, double y1, double x1, uint8_t *out, int th, int tw,
-                         int flip) {
+                         int flip, int alpha) {
   int kh = ksize_for(x0, x1, tw), kv = ksize_for(y0, y1, th);
   int kmax = kh > kv ? kh : kv;
   size_t need = ((size_t)tw * kh + (size_t)th * kv) * sizeof(int32_t) +
@@ -551,6 +577,20 @@ int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t
   const uint8_t *row;
   int32_t *acc;
   if (!mem) return DL_ERR_NOMEM;
+  alpha = alpha && (c == 2 || c == 4);
+  if (x0 == floor(x0) && y0 == floor(y0) && x1 - x0 == tw && y1 - y0 == th) {
+    /* same size: Pillow returns a copy (no resampling, no alpha premultiplication) */
+    for (yy = 0; yy < th; yy++) {
+      const uint8_t *srow = src + (size_t)(yy + (int)y0) * sstride + (size_t)x0 * c;
+      uint8_t *orow = out + (size_t)yy * tw * c;
+      if (!flip) {
+        memcpy(orow, srow, (size_t)tw * c);
+      } else {
+        for (xx = 0; xx < tw; xx++) memcpy(orow + (size_t)(tw - 1 - xx) * c, srow + (size_t)xx * c, c);
+      }
+    }
+    return DL_OK;
+  }
   kkh = (int32_t *)mem;
   kkv = kkh + (size_t)tw * kh;
   bh = (int *)(kkv + (size_t)th * kv);
@@ -579,6 +619,10 @@ int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t
   for (yy = yfirst; yy < ylast; yy++) {
     row = src + (size_t)yy * sstride;
     uint8_t *trow = temp + (size_t)(yy - yfirst) * tw * c;
+    if (alpha) {
+      hrow_alpha(row, trow, tw, c, bh, kkh, kh);
+      continue;
+    }
     switch (c) {
       case 1: hrow(row, trow, tw, 1, bh, kkh, kh); break;
       case 3: hrow(row, trow, tw, 3, bh, kkh, kh); break;
@@ -598,6 +642,20 @@ int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t
       const uint8_t *trow = temp + (size_t)(x + xmin) * n;
       int32_t kx = k[x];
       for (i = 0; i < n; i++) acc[i] += (int32_t)trow[i] * kx;
+    }
+    if (alpha) { /* un-premultiply like Pillow's RGBa -> RGBA / La -> LA */
+      for (xx = 0; xx < tw; xx++) {
+        int32_t *px = acc + (size_t)xx * c;
+        int a = clip8(px[c - 1]);
+        for (ch = 0; ch < c - 1; ch++) {
+          int v = clip8(px[ch]);
+          if (a != 255 && a != 0) {
+            v = (255 * v) / a;
+            if (v > 255) v = 255;
+          }
+          px[ch] = v << DL_PRECISION_BITS;
+        }
+      }
     }
     if (!flip) {
       for (i = 0; i < n; i++) orow[i] = clip8(acc[i]);

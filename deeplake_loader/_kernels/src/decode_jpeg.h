@@ -62,10 +62,13 @@ int dl_jpeg_pick_scale(int crop_h, int crop_w, int th, int tw);
  * region [x0, x1) x [y0, y1) (fractional allowed) of an 8-bit HWC image src (sh x sw x c,
  * row stride sstride bytes) into out (th x tw x c), optionally flipped left-right. The filter
  * never reads outside [floor(x0), ceil(x1)) x [floor(y0), ceil(y1)), exactly like resizing a
- * crop. Returns DL_OK or DL_ERR_NOMEM. */
+ * crop. alpha != 0 with c == 2 or 4 treats the last channel as alpha and resamples
+ * premultiplied colours, as Image.resize does for LA/RGBA. A same-size integer box is a plain
+ * copy (Pillow returns a copy). Uses ctx scratch kinds 0, 2 and 3. Returns DL_OK or
+ * DL_ERR_NOMEM. */
 int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t sstride, int c,
                          double y0, double x0, double y1, double x1, uint8_t *out, int th, int tw,
-                         int flip);
+                         int flip, int alpha);
 
 /* Pillow's CMYK (already inverted) -> RGB conversion of n pixels. */
 void dl_cmyk_to_rgb(const uint8_t *in, uint8_t *out, size_t npix);

@@ -251,7 +251,8 @@ int dl_png_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t 
     return st;
   }
   st2 = dl_resample_bilinear(ctx, full, h, w, (size_t)w * c, c, (double)box[0], (double)box[1],
-                             (double)(box[0] + box[2]), (double)(box[1] + box[3]), out, th, tw, flip);
+                             (double)(box[0] + box[2]), (double)(box[1] + box[3]), out, th, tw, flip,
+                             c == 2 || c == 4);
   if (st2 != DL_OK) {
     set_msg(msg, "out of memory");
     return st2;
