@@ -247,7 +247,7 @@ def test_numpy_and_pil_paths_agree(channels):
         (assert_pillowish if channels == 3 else assert_pillowish_alpha)(n, np.asarray(p))
     assert t(a[..., 0], rng=np.random.default_rng(0)).shape == (20, 30)
     f = t(a.astype(np.float32), rng=np.random.default_rng(0))
-    assert f.dtype == np.float32 and f.shape == (20, 30, 3)
+    assert f.dtype == np.float32 and f.shape == (20, 30, channels)
 
 
 @pytest.mark.parametrize("kind", ["rgb8", "rgba8"])
