@@ -159,7 +159,8 @@ class RandomResizedCrop:
 
     @staticmethod
     def _resize_float(crop, th, tw, flip):
-        """Non-uint8 arrays: Pillow's 32-bit float BILINEAR per channel, cast back."""
+        """Non-uint8 arrays: Pillow's 32-bit float BILINEAR per channel (no alpha
+        premultiplication), rounded and cast back to the input dtype."""
         from PIL import Image
 
         chans = [np.asarray(Image.fromarray(np.ascontiguousarray(crop[..., c], np.float32), "F")

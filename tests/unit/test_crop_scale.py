@@ -265,3 +265,11 @@ def test_transform_decode_matches_per_sample_transform_on_png(kind):
 def test_bad_arguments(bad):
     with pytest.raises(ValueError):
         RandomResizedCrop(**bad)
+
+
+def test_fused_non_strict_returns_warning_text():
+    buf = I.make_jpeg(64, 64, "RGB", seed=3)
+    cut = buf[: int(len(buf) * 0.6)]
+    out = np.zeros((2, 16, 16, 3), np.uint8)
+    warnings = K.decode_crop_batch([buf, cut], [(0, 0, 64, 64)] * 2, [0, 0], out, strict=False)
+    assert warnings[0] is None and "Premature end of JPEG file" in warnings[1]
