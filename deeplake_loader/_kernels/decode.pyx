@@ -204,6 +204,95 @@ def _threads(num_threads):
     return min(n, 256)
 
 
+# ---- running a batch: OpenMP, or Python threads in a forked child ------------------------------
+#
+# GNU libgomp's thread team does not survive fork(): a child whose parent already ran a parallel
+# region hangs on its first one. So once this process has used prange, a forked child (e.g. a
+# DataLoader worker started with "fork") runs batches on a small pool of Python threads instead,
+# each decoding an interleaved share of the batch with the GIL released.
+
+cdef struct _Job:
+    int crop
+    int n
+    const uint8_t** ptr
+    size_t* size
+    uint8_t** optr        # full decode: per-sample output pointers
+    int* dims             # full decode: h, w, c, bytes per channel per sample
+    const int64_t* boxes  # crop: (n, 4)
+    const uint8_t* flips  # crop: (n,)
+    uint8_t* base         # crop: output block
+    size_t stride
+    int th, tw, c
+    int strict
+    int* status
+    char* msgs
+
+
+cdef inline void _run_one(_Job* j, int i, dl_ctx* ctx) noexcept nogil:
+    if j.crop:
+        j.status[i] = decode_crop_one(ctx, j.ptr[i], j.size[i], j.boxes + 4 * i, j.th, j.tw,
+                                      j.flips[i], j.base + i * j.stride, j.c, j.strict,
+                                      j.msgs + i * DL_MSG_LEN)
+    else:
+        j.status[i] = decode_one(ctx, j.ptr[i], j.size[i], j.optr[i], j.dims[4 * i],
+                                 j.dims[4 * i + 1], j.dims[4 * i + 2], j.dims[4 * i + 3],
+                                 j.strict, j.msgs + i * DL_MSG_LEN)
+
+
+cdef class _Share:
+    """One Python thread's interleaved share of a batch (fork fallback)."""
+    cdef _Job* job
+    cdef _Contexts ctxs
+
+    def run(self, int k, int step):
+        cdef int i
+        with nogil:
+            i = k
+            while i < self.job.n:
+                _run_one(self.job, i, self.ctxs.ctx[k])
+                i += step
+
+
+_omp_used = False
+_omp_unusable = False
+_executor = None
+
+
+def _after_fork_in_child():
+    global _omp_unusable, _executor
+    if _omp_used:
+        _omp_unusable = True
+    _executor = None
+
+
+import os as _os
+_os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+cdef _run(_Job* job, _Contexts ctxs, int nt):
+    global _omp_used, _executor
+    cdef int i
+    cdef _Share share
+    if nt == 1 or job.n == 1:
+        with nogil:
+            for i in range(job.n):
+                _run_one(job, i, ctxs.ctx[0])
+    elif not _omp_unusable:
+        _omp_used = True
+        with nogil:
+            for i in prange(job.n, num_threads=nt, schedule="dynamic"):
+                _run_one(job, i, ctxs.ctx[threadid()])
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        if _executor is None or _executor._max_workers < nt:
+            _executor = ThreadPoolExecutor(max_workers=nt, thread_name_prefix="deeplake_loader-decode")
+        share = _Share()
+        share.job = job
+        share.ctxs = ctxs
+        for f in [_executor.submit(share.run, k, nt) for k in range(nt)]:
+            f.result()
+
+
 # ---- public API ----------------------------------------------------------------------------
 
 class ImageInfo(tuple):
@@ -265,6 +354,7 @@ def decode_batch(buffers, out, *, num_threads=1, bint strict=True):
     cdef int st_strict = 1 if strict else 0
     cdef uint8_t* base
     cdef size_t stride
+    cdef _Job job
     if n == 0:
         return []
     optr = <uint8_t**>malloc(n * sizeof(uint8_t*))
@@ -302,17 +392,17 @@ def decode_batch(buffers, out, *, num_threads=1, bint strict=True):
                 dims[4 * i + 2] = a.shape[2]
                 dims[4 * i + 3] = a.itemsize
         ctxs = _take(nt)
-        with nogil:
-            if nt == 1:
-                for i in range(n):
-                    status[i] = decode_one(ctxs.ctx[0], inp.ptr[i], inp.size[i], optr[i], dims[4 * i],
-                                           dims[4 * i + 1], dims[4 * i + 2], dims[4 * i + 3],
-                                           st_strict, msgs + i * DL_MSG_LEN)
-            else:
-                for i in prange(n, num_threads=nt, schedule="dynamic"):
-                    status[i] = decode_one(ctxs.ctx[threadid()], inp.ptr[i], inp.size[i], optr[i],
-                                           dims[4 * i], dims[4 * i + 1], dims[4 * i + 2],
-                                           dims[4 * i + 3], st_strict, msgs + i * DL_MSG_LEN)
+        memset(&job, 0, sizeof(job))
+        job.crop = 0
+        job.n = n
+        job.ptr = inp.ptr
+        job.size = inp.size
+        job.optr = optr
+        job.dims = dims
+        job.strict = st_strict
+        job.status = status
+        job.msgs = msgs
+        _run(&job, ctxs, nt)
         return _statuses(n, status, msgs)
     finally:
         if ctxs is not None:
@@ -364,6 +454,7 @@ def decode_crop_batch(buffers, boxes, flips, out, *, num_threads=1, bint strict=
     cdef uint8_t* base
     cdef size_t stride
     cdef int th, tw, c
+    cdef _Job job
     if not isinstance(out, np.ndarray):
         raise ValueError(f"out must be a numpy array (B, th, tw, C), got {type(out).__name__}")
     a = out
@@ -393,17 +484,20 @@ def decode_crop_batch(buffers, boxes, flips, out, *, num_threads=1, bint strict=
         if status == NULL or msgs == NULL:
             raise MemoryError()
         ctxs = _take(nt)
-        with nogil:
-            if nt == 1:
-                for i in range(n):
-                    status[i] = decode_crop_one(ctxs.ctx[0], inp.ptr[i], inp.size[i], &bx[i, 0], th, tw,
-                                                fl[i], base + i * stride, c, st_strict,
-                                                msgs + i * DL_MSG_LEN)
-            else:
-                for i in prange(n, num_threads=nt, schedule="dynamic"):
-                    status[i] = decode_crop_one(ctxs.ctx[threadid()], inp.ptr[i], inp.size[i], &bx[i, 0],
-                                                th, tw, fl[i], base + i * stride, c, st_strict,
-                                                msgs + i * DL_MSG_LEN)
+        memset(&job, 0, sizeof(job))
+        job.crop = 1
+        job.n = n
+        job.ptr = inp.ptr
+        job.size = inp.size
+        job.boxes = &bx[0, 0]
+        job.flips = &fl[0]
+        job.base = base
+        job.stride = stride
+        job.th, job.tw, job.c = th, tw, c
+        job.strict = st_strict
+        job.status = status
+        job.msgs = msgs
+        _run(&job, ctxs, nt)
         return _statuses(n, status, msgs)
     finally:
         if ctxs is not None:

@@ -193,3 +193,32 @@ def test_image_info_on_a_memoryview_slice():
     mv = memoryview(b"\x00" * 5 + buf)[5:]
     info = K.image_info(mv)
     assert info == ("jpeg", 13, 7, 1) and info.shape == (13, 7, 1) and info.codec == "jpeg"
+
+
+def _child_decode(bufs, q):
+    a = K.decode(bufs, num_threads=2)
+    out = np.zeros((len(bufs), 37, 51, 3), np.uint8)
+    K.decode_crop_batch(bufs, [(0, 0, 37, 51)] * len(bufs), [1] * len(bufs), out, num_threads=2)
+    q.put((a.tobytes(), out.tobytes()))
+
+
+def test_forked_child_after_parallel_decode_does_not_hang(batch):
+    """libgomp's thread team does not survive fork(); the kernel switches to Python threads in
+    a child whose parent already ran a parallel region."""
+    import multiprocessing as mp
+
+    bufs, _ = batch
+    parent = K.decode(bufs, num_threads=2)                  # parent runs an OpenMP region
+    ref_crop = np.zeros((len(bufs), 37, 51, 3), np.uint8)
+    K.decode_crop_batch(bufs, [(0, 0, 37, 51)] * len(bufs), [1] * len(bufs), ref_crop, num_threads=1)
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_decode, args=(bufs, q))
+    p.start()
+    try:
+        full, crop = q.get(timeout=60)
+    finally:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+    assert full == parent.tobytes() and crop == ref_crop.tobytes()
