@@ -1,0 +1,3 @@
+from deeplake_loader.cli import main
+
+raise SystemExit(main())
