@@ -1,0 +1,499 @@
+"""The user-facing Dataset and Tensor (deeplake 3's API subset), and views over them.
+
+A view is the same dataset with ``index_rows`` (int64 source row ids, or None for all rows);
+views compose. Reads go through ``format.reader.TensorReader``; writes through
+``format.writer.DatasetWriter``. Pending writes are flushed before any read.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import (DatasetExistsError, DatasetNotFoundError, DeepLakeLoaderError, ReadOnlyError,
+                     TensorDoesNotExistError)
+from .format import FIRST_COMMIT_ID
+from .format.meta import read_json
+from .format.reader import TensorReader
+from .format.version import VC_KEY, VersionState
+from .storage import storage_for
+
+DATASET_META = "dataset_meta.json"
+
+
+def _exists(storage) -> bool:
+    return storage.exists(DATASET_META) or storage.exists(VC_KEY)
+
+
+def exists(path, **storage_options) -> bool:
+    """True if path holds a Deep Lake 3 dataset."""
+    return _exists(storage_for(path, **storage_options))
+
+
+def load(path, read_only=None, *, branch: str = "main", commit: str | None = None, verbose=False,
+         **storage_options) -> "Dataset":
+    """Open an existing dataset at the head of ``branch`` or at ``commit``."""
+    storage = storage_for(path, **storage_options)
+    if not _exists(storage):
+        raise DatasetNotFoundError(str(path))
+    return Dataset(storage, str(path), VersionState(storage, branch=branch, commit=commit),
+                   read_only=bool(read_only))
+
+
+def empty(path, overwrite: bool = False, **storage_options) -> "Dataset":
+    """Create a new empty dataset (DatasetExistsError if one is there, unless overwrite=True)."""
+    from .format.writer import create_dataset
+
+    storage = storage_for(path, **storage_options)
+    if _exists(storage):
+        if not overwrite:
+            raise DatasetExistsError(f"A dataset already exists at '{path}'; pass overwrite=True to replace it")
+        storage.clear()
+    create_dataset(storage)
+    return load(path, **storage_options)
+
+
+def dataset(path, read_only=None, overwrite: bool = False, **storage_options) -> "Dataset":
+    """Load the dataset at path, or create an empty one there."""
+    if exists(path, **storage_options) and not overwrite:
+        return load(path, read_only=read_only, **storage_options)
+    return empty(path, overwrite=overwrite, **storage_options)
+
+
+class Info(dict):
+    """A dict with attribute access (``tensor.info.class_names``); updates are written back."""
+
+    def __init__(self, data, on_change=None):
+        super().__init__(data)
+        self._on_change = on_change
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def update(self, *args, **kwargs):
+        super().update(*args, **kwargs)
+        if self._on_change is not None:
+            self._on_change(dict(self))
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        if self._on_change is not None:
+            self._on_change(dict(self))
+
+
+def _compose(rows, index, length):
+    """Apply an int / slice / list index to a view's rows. Returns (rows ndarray, scalar?)."""
+    base = np.arange(length, dtype=np.int64) if rows is None else rows
+    if isinstance(index, (int, np.integer)):
+        i = int(index)
+        if i < 0:
+            i += len(base)
+        if not 0 <= i < len(base):
+            raise IndexError(f"index {int(index)} is out of range for length {len(base)}")
+        return base[i:i + 1], True
+    if isinstance(index, slice):
+        return base[index], False
+    if isinstance(index, tuple) and len(index) == 1:
+        return _compose(rows, index[0], length)
+    arr = np.asarray(index)
+    if arr.dtype == bool:
+        if len(arr) != len(base):
+            raise IndexError(f"boolean index of length {len(arr)} for length {len(base)}")
+        return base[arr], False
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"cannot index with {index!r}")
+    arr = arr.astype(np.int64).reshape(-1)
+    bad = arr[(arr < -len(base)) | (arr >= len(base))]
+    if len(bad):
+        raise IndexError(f"index {int(bad[0])} is out of range for length {len(base)}")
+    return base[arr], False
+
+
+class Dataset:
+    """A Deep Lake 3 dataset (or a view / group of one)."""
+
+    def __init__(self, storage, path, version_state, *, read_only=False, index_rows=None, scalar=False,
+                 group="", _shared=None):
+        self.storage, self.path, self.version_state = storage, path, version_state
+        self.read_only = read_only
+        self.index_rows, self._scalar, self._group = index_rows, scalar, group
+        # state shared by every view/group of one opened dataset
+        self._shared = _shared if _shared is not None else {"readers": {}, "writer": None, "meta": None,
+                                                            "info": None, "depth": 0}
+
+    # ------------------------------------------------------------------------------- structure
+    @property
+    def meta(self) -> dict:
+        if self._shared["meta"] is None:
+            key = self.version_state.key(DATASET_META)
+            meta = read_json(self.storage, key)
+            for field, kind in (("tensors", list), ("hidden_tensors", list), ("groups", list)):
+                if not isinstance(meta.get(field, []), kind):
+                    from .errors import CorruptDatasetError
+
+                    raise CorruptDatasetError(f"field {field!r} is not a {kind.__name__}", key=key)
+            self._shared["meta"] = meta
+        return self._shared["meta"]
+
+    def _names(self) -> dict:
+        """Every tensor name (hidden included) → key."""
+        meta = self.meta
+        return meta.get("tensor_names") or {k: k for k in meta.get("tensors", [])}
+
+    def _full(self, name: str) -> str:
+        return f"{self._group}/{name}" if self._group else name
+
+    def _visible_full(self) -> list:
+        hidden = set(self.meta.get("hidden_tensors", []))
+        names = self._names()
+        prefix = self._group + "/" if self._group else ""
+        return [n for n, k in names.items() if k not in hidden and n.startswith(prefix)]
+
+    @property
+    def tensors(self) -> dict:
+        prefix = len(self._group) + 1 if self._group else 0
+        return {n[prefix:]: Tensor(self, n) for n in self._visible_full()}
+
+    @property
+    def groups(self) -> dict:
+        prefix = self._group + "/" if self._group else ""
+        out = {}
+        for g in self.meta.get("groups", []):
+            if g.startswith(prefix) and "/" not in g[len(prefix):]:
+                out[g[len(prefix):]] = self._with(group=g)
+        return out
+
+    @property
+    def branch(self) -> str:
+        return self.version_state.branch
+
+    @property
+    def commit_id(self):
+        return self.version_state.head
+
+    def _reader(self, name: str) -> TensorReader:
+        """The reader of tensor ``name`` (relative to this group), cached per opened dataset."""
+        self._flush_pending()
+        full = self._full(name)
+        readers = self._shared["readers"]
+        if full not in readers:
+            names = self._names()
+            if full not in names:
+                raise TensorDoesNotExistError(name, list(self.tensors))
+            readers[full] = TensorReader(self.storage, self.version_state, full, names[full])
+        return readers[full]
+
+    def _with(self, **changes) -> "Dataset":
+        kw = dict(read_only=self.read_only, index_rows=self.index_rows, scalar=self._scalar,
+                  group=self._group, _shared=self._shared)
+        kw.update(changes)
+        return Dataset(self.storage, self.path, self.version_state, **kw)
+
+    # --------------------------------------------------------------------------------- indexing
+    def _base_len(self) -> int:
+        lengths = [len(self._reader(n[len(self._group) + 1:] if self._group else n))
+                   for n in self._visible_full()]
+        return min(lengths) if lengths else 0
+
+    def __len__(self) -> int:
+        return self._base_len() if self.index_rows is None else len(self.index_rows)
+
+    def __getitem__(self, item):
+        if isinstance(item, str):
+            full = self._full(item)
+            if full in self._names():
+                return Tensor(self, full)
+            if full in self.meta.get("groups", []):
+                return self._with(group=full)
+            raise TensorDoesNotExistError(item, list(self.tensors))
+        rows, scalar = _compose(self.index_rows, item, self._base_len() if self.index_rows is None else 0)
+        return self._with(index_rows=rows, scalar=scalar)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except TensorDoesNotExistError:
+            raise AttributeError(f"'{type(self).__name__}' has no attribute or tensor '{name}'") from None
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self):
+        view = "" if self.index_rows is None else f", rows={len(self.index_rows)}"
+        return f"Dataset(path='{self.path}', tensors={list(self.tensors)}{view})"
+
+    @property
+    def info(self) -> Info:
+        if self._shared["info"] is None:
+            data = read_json(self.storage, self.version_state.key("dataset_info.json"), default={})
+            self._shared["info"] = data
+        return Info(self._shared["info"], on_change=self._set_info)
+
+    def _set_info(self, data):
+        self._shared["info"] = data
+        self._writer().set_info(data)
+        self._maybe_flush()
+
+    def summary(self):
+        """Print a table of the tensors like deeplake's ds.summary()."""
+        print(self._summary_text())
+
+    def _summary_text(self) -> str:
+        head = ["tensor", "htype", "shape", "dtype", "compression"]
+        rows = []
+        for name, t in self.tensors.items():
+            comp = t.meta.sample_compression or t.meta.chunk_compression
+            dtype = t.dtype
+            rows.append([name, t.htype, str(t.shape).replace(" ", ""), "None" if dtype is None else str(dtype),
+                         "None" if comp is None else comp])
+        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+        out = [f"Dataset(path='{self.path}', tensors={list(self.tensors)})", "", line(head),
+               line(["-" * w for w in widths])]
+        out += [line(r) for r in rows]
+        return "\n".join(out)
+
+    # ---------------------------------------------------------------------------------- writing
+    def _writer(self):
+        if self.read_only:
+            raise ReadOnlyError(f"dataset '{self.path}' was opened read-only")
+        if not self.version_state.is_head_of_branch:
+            raise ReadOnlyError(f"dataset '{self.path}' is opened at commit {self.version_state.head}, not at a "
+                                "branch head: it cannot be written")
+        if self.index_rows is not None:
+            raise ReadOnlyError("cannot write through a view (ds[...]); write to the dataset itself")
+        if self._shared["writer"] is None:
+            from .format.writer import DatasetWriter
+
+            self._shared["writer"] = DatasetWriter(self.storage, self.version_state)
+        return self._shared["writer"]
+
+    def _flush_pending(self):
+        writer = self._shared["writer"]
+        if writer is not None and writer.dirty:
+            self._apply(writer.flush())
+
+    def _apply(self, changed):
+        """Forget cached reader state of tensors a flush changed."""
+        self._shared["meta"] = None
+        for name in changed:
+            self._shared["readers"].pop(name, None)
+        self.version_state.forget_chunk_sets()
+
+    def _maybe_flush(self):
+        if self._shared["depth"] == 0:
+            self.flush()
+
+    def create_tensor(self, name, htype="generic", dtype=None, sample_compression=None, chunk_compression=None,
+                      **kwargs) -> "Tensor":
+        full = self._full(name)
+        self._writer().create_tensor(full, htype=htype, dtype=dtype, sample_compression=sample_compression,
+                                     chunk_compression=chunk_compression, **kwargs)
+        self._apply([full])
+        return Tensor(self, full)
+
+    def extend(self, samples: dict):
+        """Append many rows: {tensor name: list of samples}. Every sample of every tensor is checked
+        before anything is written; a failure leaves the dataset as it was."""
+        if not isinstance(samples, dict):
+            raise TypeError("ds.extend() takes a dict of {tensor name: list of samples}")
+        names = self._names()
+        columns = {}
+        for name, values in samples.items():
+            full = self._full(name)
+            if full not in names:
+                raise TensorDoesNotExistError(name, list(self.tensors))
+            columns[full] = list(values)
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"ds.extend() got columns of different lengths: "
+                             f"{ {k: len(v) for k, v in columns.items()} }")
+        self._writer().extend(columns)
+        self._maybe_flush()
+
+    def append(self, sample: dict):
+        self.extend({k: [v] for k, v in sample.items()})
+
+    def flush(self):
+        writer = self._shared["writer"]
+        if writer is not None:
+            self._apply(writer.flush())
+
+    def commit(self, message: str | None = None) -> str:
+        self.flush()
+        commit_id = self._writer().commit(message)
+        self._shared["readers"].clear()
+        self._shared["meta"] = None
+        self._shared["info"] = None
+        return commit_id
+
+    def __enter__(self):
+        self._shared["depth"] += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._shared["depth"] -= 1
+        if self._shared["depth"] == 0:
+            self.flush()
+
+    # ---------------------------------------------------------------------------- consumers
+    def query(self, text: str) -> "Dataset":
+        """A view of the rows a query selects (see docs/TQL.md)."""
+        from .tql import query_rows
+
+        result = query_rows(self, text)
+        return self[result.rows.tolist()] if len(result.rows) else self._with(
+            index_rows=_compose(self.index_rows, slice(0, 0), len(self))[0], scalar=False)
+
+    def dataloader(self):
+        from .dataloader import DeepLakeDataLoader
+
+        return DeepLakeDataLoader(self)
+
+
+class Tensor:
+    """A tensor of a dataset or of a view of one."""
+
+    def __init__(self, ds: Dataset, full_name: str, rows=None, scalar=None):
+        self.ds, self.key_name = ds, full_name
+        self.index_rows = ds.index_rows if rows is None else rows
+        self._scalar = ds._scalar if scalar is None else scalar
+
+    @property
+    def reader(self) -> TensorReader:
+        return self.ds._with(group="")._reader(self.key_name)
+
+    @property
+    def name(self) -> str:
+        return self.key_name
+
+    @property
+    def meta(self):
+        return _Meta(self.reader)
+
+    @property
+    def htype(self) -> str:
+        return self.reader.htype
+
+    @property
+    def dtype(self):
+        return self.reader.dtype
+
+    @property
+    def info(self) -> Info:
+        return Info(self.reader.info, on_change=self._set_info)
+
+    def _set_info(self, data):
+        self.ds._writer().set_tensor_info(self.key_name, data)
+        self.ds._maybe_flush()
+
+    @property
+    def base_htype(self):
+        return self.reader.base_htype
+
+    def _rows(self) -> np.ndarray:
+        return np.arange(len(self.reader), dtype=np.int64) if self.index_rows is None else self.index_rows
+
+    def __len__(self) -> int:
+        return len(self.reader) if self.index_rows is None else len(self.index_rows)
+
+    def __getitem__(self, item):
+        rows, scalar = _compose(self.index_rows, item, len(self.reader) if self.index_rows is None else 0)
+        return Tensor(self.ds, self.key_name, rows, scalar)
+
+    @property
+    def shape(self) -> tuple:
+        r = self.reader
+        if self._scalar:
+            return r.shape_of(int(self.index_rows[0]))
+        lo, hi = r.min_shape, r.max_shape
+        dims = tuple(a if a == b else None for a, b in zip(lo, hi))
+        if r.seq is not None:
+            dims = (None,) + dims
+        return (len(self),) + dims
+
+    def numpy(self, aslist: bool = False):
+        r = self.reader
+        rows = self._rows()
+        values = r.read_many(rows)
+        if r.is_text:
+            if r.base_htype == "text":
+                values = [np.array([v]) for v in values]
+            else:
+                values = [np.array([v] if not isinstance(v, list) else v, dtype=object)
+                          if r.base_htype == "json" else np.array(v, dtype=object) for v in values]
+        elif r.seq is not None:
+            values = [v if aslist else (np.stack(v) if v else np.zeros((0,), r.dtype)) for v in values]
+        if self._scalar:
+            return values[0]
+        if aslist:
+            return values
+        if not values:
+            return np.zeros((0,), r.dtype if r.dtype is not None and r.dtype != object else np.float64)
+        shapes = {v.shape for v in values}
+        if len(shapes) > 1:
+            raise DeepLakeLoaderError(f"tensor '{self.key_name}' has samples of different shapes ({sorted(shapes)[:3]}"
+                                      "...): use numpy(aslist=True)")
+        return np.stack(values)
+
+    def data(self):
+        """deeplake's data(): {"value": ...} (+ "text" for class labels)."""
+        r = self.reader
+        rows = self._rows()
+        values = r.read_many(rows)
+        if self._scalar:
+            value = values[0]
+            out = {"value": value}
+            if r.base_htype == "class_label":
+                names = r.class_names
+                out["text"] = [names[int(i)] for i in np.asarray(value).reshape(-1)] if names else []
+            return out
+        out = {"value": values}
+        if r.base_htype == "class_label":
+            names = r.class_names
+            out["text"] = [[names[int(i)] for i in np.asarray(v).reshape(-1)] if names else [] for v in values]
+        return out
+
+    def text(self):
+        return self.data().get("text")
+
+    def tobytes(self) -> bytes:
+        if not self._scalar:
+            raise DeepLakeLoaderError("tobytes() needs a single sample: tensor[i].tobytes()")
+        return bytes(self.reader.stored_bytes([int(self.index_rows[0])])[0])
+
+    def extend(self, samples):
+        if self.index_rows is not None:
+            raise ReadOnlyError("cannot write through a view (tensor[...]); write to the tensor itself")
+        self.ds._writer().extend({self.key_name: list(samples)})
+        self.ds._maybe_flush()
+
+    def append(self, sample):
+        self.extend([sample])
+
+    def __repr__(self):
+        return f"Tensor(key='{self.key_name}', htype='{self.htype}', length={len(self)})"
+
+
+class _Meta:
+    """tensor.meta: attribute access to tensor_meta.json fields."""
+
+    def __init__(self, reader):
+        self._meta = reader.meta
+
+    def __getattr__(self, name):
+        try:
+            return self._meta[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def as_dict(self):
+        return dict(self._meta)
+
+
+__all__ = ["Dataset", "Tensor", "load", "empty", "dataset", "exists", "FIRST_COMMIT_ID"]

@@ -1,0 +1,377 @@
+"""Reading one tensor at one commit (spec §3-§10): metas, encoders, chunks, decoded samples.
+
+``TensorReader`` is what every consumer uses: the Dataset API for single samples, the query engine
+for whole columns (``column``), the loader for chunk plans and stored payload bytes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..errors import CorruptDatasetError, DecodeError, DeepLakeLoaderError, UnsupportedError
+from . import compression
+from .chunk import Chunk
+from .encoders import ChunkIdEncoder, SequenceEncoder, TileEncoder
+from .meta import loads, read_json
+
+TEXT_HTYPES = {"text", "json", "list", "tag"}
+SUPPORTED_HTYPES = {None, "generic", "image", "image.rgb", "image.gray", "class_label", "bbox", "bbox.3d",
+                    "text", "json", "list", "tag", "embedding", "binary_mask", "segment_mask",
+                    "keypoints_coco", "point", "instance_label", "intrinsics"}
+
+
+class TensorReader:
+    """A tensor at the commit of ``version_state``. Rows are global sample indices (sequence
+    tensors: sequence indices)."""
+
+    def __init__(self, storage, version_state, name: str, key: str, *, cache_chunks: int = 16):
+        self.storage, self.vs, self.name, self.key = storage, version_state, name, key
+        base = version_state.key(key) + "/"
+        self.meta_key = base + "tensor_meta.json"
+        self.meta = read_json(storage, self.meta_key, tensor=name)
+        self.info = read_json(storage, base + "tensor_info.json", tensor=name, default={})
+        self.enc = ChunkIdEncoder.parse(storage.get_or_none(base + "chunks_index/unsharded"),
+                                        tensor=name, key=base + "chunks_index/unsharded")
+        self.tiles = TileEncoder.parse(storage.get_or_none(base + "tiles_index/unsharded"),
+                                       tensor=name, key=base + "tiles_index/unsharded").entries
+        self.seq = None
+        if self.meta.get("is_sequence"):
+            self.seq = SequenceEncoder.parse(storage.get_or_none(base + "sequence_index/unsharded"),
+                                             tensor=name, key=base + "sequence_index/unsharded")
+        self._validate()
+        self._chunks: OrderedDict = OrderedDict()
+        self._cache_chunks = cache_chunks
+
+    # ---------------------------------------------------------------------------------- metadata
+    def _validate(self):
+        m = self.meta
+        length = m.get("length", 0)
+        if not isinstance(length, int) or length < 0:
+            raise CorruptDatasetError(f"tensor_meta 'length' is {length!r}", tensor=self.name, key=self.meta_key)
+        if len(self.enc.table) and self.enc.num_samples != length:
+            raise CorruptDatasetError(f"the chunk index covers {self.enc.num_samples} samples but tensor_meta "
+                                      f"says {length}", tensor=self.name,
+                                      key=self.vs.key(self.key) + "/chunks_index/unsharded")
+        if not len(self.enc.table) and length:
+            raise CorruptDatasetError(f"tensor_meta says {length} samples but there is no chunk index",
+                                      tensor=self.name, key=self.vs.key(self.key) + "/chunks_index/unsharded")
+        if m.get("dtype") not in (None, "str", "Any", "List") and not str(m.get("dtype")).startswith("typing"):
+            try:
+                np.dtype(m["dtype"])
+            except TypeError:
+                raise CorruptDatasetError(f"unknown dtype {m['dtype']!r}", tensor=self.name, key=self.meta_key) from None
+
+    @property
+    def base_htype(self):
+        return self.meta.get("htype") or "generic"
+
+    @property
+    def htype(self) -> str:
+        h = self.base_htype
+        if self.meta.get("is_link"):
+            h = f"link[{h}]"
+        if self.meta.get("is_sequence"):
+            h = f"sequence[{h}]"
+        return h
+
+    @property
+    def is_text(self) -> bool:
+        return self.base_htype in TEXT_HTYPES
+
+    @property
+    def dtype(self):
+        d = self.meta.get("dtype")
+        if self.base_htype in TEXT_HTYPES:  # deeplake reports str for every text-like htype
+            return np.dtype(str)
+        return None if d is None else np.dtype(d)
+
+    @property
+    def sample_compression(self):
+        return self.meta.get("sample_compression")
+
+    @property
+    def chunk_compression(self):
+        return self.meta.get("chunk_compression")
+
+    @property
+    def class_names(self) -> list:
+        return list(self.info.get("class_names") or [])
+
+    @property
+    def min_shape(self):
+        return tuple(self.meta.get("min_shape") or ())
+
+    @property
+    def max_shape(self):
+        return tuple(self.meta.get("max_shape") or ())
+
+    def __len__(self) -> int:
+        return len(self.seq) if self.seq is not None else int(self.meta.get("length", 0))
+
+    def check_readable(self):
+        """UnsupportedError for htypes/codecs this reader does not decode."""
+        if self.meta.get("is_link"):
+            raise UnsupportedError(f"tensor '{self.name}' has htype {self.htype}: link tensors are not "
+                                   "supported yet")
+        if self.meta.get("htype") not in SUPPORTED_HTYPES:
+            raise UnsupportedError(f"tensor '{self.name}' has htype '{self.meta.get('htype')}', which is not "
+                                   "supported (video, audio, dicom, nifti, point_cloud, mesh, polygon, link)")
+        for c in (self.sample_compression, self.chunk_compression):
+            compression.check_supported(c, tensor=self.name)
+
+    # ------------------------------------------------------------------------------------ chunks
+    def load_chunk(self, name: str) -> Chunk:
+        chunk = self._chunks.get(name)
+        if chunk is not None:
+            self._chunks.move_to_end(name)
+            return chunk
+        key = self.vs.chunk_key(self.key, name)
+        buf = self.storage.get_or_none(key)
+        if buf is None:
+            raise CorruptDatasetError("chunk file is missing", tensor=self.name, key=key)
+        chunk = Chunk.from_bytes(buf, chunk_compression=self.chunk_compression, key=key, tensor=self.name)
+        self._chunks[name] = chunk
+        while len(self._chunks) > self._cache_chunks:
+            self._chunks.popitem(last=False)
+        return chunk
+
+    def _items(self, rows) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        n = len(self)
+        bad = rows[(rows < 0) | (rows >= n)]
+        if len(bad):
+            raise IndexError(f"index {int(bad[0])} is out of range for tensor '{self.name}' of length {n}")
+        return rows
+
+    def chunk_plan(self, rows):
+        """Group rows by chunk: [(chunk name or None, positions into rows, local indices)], in order of
+        first appearance. Tiled samples come as (None, [position], [row]) groups: read them with read()."""
+        rows = self._items(rows)
+        if self.seq is not None:
+            raise UnsupportedError(f"chunk plans of sequence tensor '{self.name}'; read whole sequences")
+        out = []
+        if not len(rows):
+            return out
+        erow, local = self.enc.locate(rows)
+        if self.tiles:
+            tiled = np.isin(rows, np.fromiter(self.tiles, np.int64))
+        else:
+            tiled = np.zeros(len(rows), bool)
+        order = np.argsort(erow, kind="stable")
+        bounds = np.nonzero(np.diff(erow[order]))[0] + 1
+        for group in np.split(order, bounds):
+            plain = group[~tiled[group]]
+            if len(plain):
+                out.append((ChunkIdEncoder.name(self.enc.table[erow[plain[0]], 0]), plain, local[plain]))
+            for pos in group[tiled[group]]:
+                out.append((None, np.array([pos]), np.array([rows[pos]])))
+        out.sort(key=lambda g: int(g[1][0]))
+        return out
+
+    # ----------------------------------------------------------------------------------- samples
+    def _wrap(self, err, row, key=None):
+        """The same error, naming this tensor and the sample."""
+        if isinstance(err, DecodeError):
+            return DecodeError(str(err).split(" (")[0], tensor=self.name, index=row, key=key or err.key)
+        if isinstance(err, CorruptDatasetError):
+            msg = str(err).split(" (tensor")[0]
+            return CorruptDatasetError(msg, tensor=self.name, index=row, key=key or err.key)
+        return err
+
+    def _decode_text(self, raw, row, key):
+        try:
+            if self.sample_compression == "lz4":
+                raw = compression.lz4_decompress(raw)
+            text = bytes(raw).decode("utf-8")
+        except Exception as e:  # noqa: BLE001 - lz4 / utf-8 errors on corrupt payloads
+            raise CorruptDatasetError(f"text payload does not decode ({type(e).__name__}: {e})",
+                                      tensor=self.name, index=row, key=key) from None
+        if self.base_htype == "text":
+            return text
+        return loads(text, tensor=self.name, index=row, key=key)
+
+    def _decode_array(self, raw, shape, row, key):
+        dtype = self.dtype or np.dtype(np.uint8)
+        if 0 in shape:
+            return np.zeros(shape, dtype)
+        sc = self.sample_compression
+        try:
+            if sc == "lz4":
+                raw = compression.lz4_decompress(raw)
+            elif sc is not None:
+                arr = compression.decode_images([raw], sc, [shape])[0]
+                if arr is None:
+                    raise DecodeError("empty image payload for a non-empty sample")
+                return arr.reshape(shape).astype(dtype, copy=False)
+            return np.frombuffer(raw, dtype=dtype).reshape(shape)
+        except (ValueError, RuntimeError) as e:
+            if isinstance(e, DecodeError):
+                raise DecodeError(str(e).split(" (")[0], tensor=self.name, index=row, key=key) from None
+            raise CorruptDatasetError(f"payload of {len(raw)} bytes does not hold a {dtype} sample of shape "
+                                      f"{shape} ({e})", tensor=self.name, index=row, key=key) from None
+
+    def _read_item(self, item: int):
+        if item in self.tiles:
+            return self._read_tiled(item)
+        erow, local = self.enc.locate([item])
+        name = ChunkIdEncoder.name(self.enc.table[erow[0], 0])
+        try:
+            chunk = self.load_chunk(name)
+            local = int(local[0])
+            if local >= chunk.num_samples:
+                raise CorruptDatasetError(f"the chunk index points to sample {local} of a chunk holding "
+                                          f"{chunk.num_samples}", key=chunk.key)
+            if self.is_text:
+                return self._decode_text(chunk.payload(local), item, chunk.key)
+            shape = chunk.shape(local)
+            if self.chunk_compression is not None and self.chunk_compression not in compression.BYTE_CODECS:
+                return chunk.canvas_sample(local).astype(self.dtype or np.uint8, copy=False)
+            return self._decode_array(chunk.payload(local), shape, item, chunk.key)
+        except (CorruptDatasetError, DecodeError) as e:
+            raise self._wrap(e, item) from None
+
+    def _read_tiled(self, item: int):
+        sample_shape, tile_shape = self.tiles[item]
+        layout = [-(-s // t) for s, t in zip(sample_shape, tile_shape)]
+        rows = self.enc.rows_of(item)
+        if len(rows) != int(np.prod(layout)):
+            raise CorruptDatasetError(f"tiled sample has {len(rows)} tile chunks, layout needs {int(np.prod(layout))}",
+                                      tensor=self.name, index=item)
+        out = np.zeros(sample_shape, self.dtype or np.uint8)
+        for k, r in enumerate(rows):
+            chunk = self.load_chunk(ChunkIdEncoder.name(self.enc.table[r, 0]))
+            tshape = chunk.shape(0)
+            if not len(chunk.data) and chunk.canvas is None:
+                continue  # an all-zeros placeholder tile
+            if chunk.canvas is not None:
+                tile = chunk.canvas_sample(0)
+            else:
+                tile = self._decode_array(chunk.data, tshape, item, chunk.key)
+            coord = np.unravel_index(k, layout)
+            sl = tuple(slice(c * t, c * t + s) for c, t, s in zip(coord, tile_shape, tile.shape))
+            out[sl + (Ellipsis,)] = tile
+        return out
+
+    def read(self, row: int):
+        """The decoded sample: ndarray, str (text), dict/list (json/list/tag); a list of items for
+        sequence tensors."""
+        self.check_readable()
+        (row,) = self._items([row])
+        if self.seq is not None:
+            return [self._read_item(i) for i in self.seq.items(int(row))]
+        return self._read_item(int(row))
+
+    def read_many(self, rows, aslist: bool = True):
+        """Samples of rows, decoding each chunk once; image files of a chunk go to the batch kernel."""
+        self.check_readable()
+        rows = self._items(rows)
+        if self.seq is not None or self.is_text or self.sample_compression not in compression.KERNEL_CODECS:
+            out = [self.read(int(r)) for r in rows] if self.seq is not None or self.tiles \
+                else self._read_grouped(rows)
+        else:
+            out = self._read_images(rows)
+        if aslist:
+            return out
+        return out
+
+    def _read_grouped(self, rows):
+        out = [None] * len(rows)
+        for name, pos, local in self.chunk_plan(rows):
+            if name is None:
+                out[pos[0]] = self._read_item(int(local[0]))
+                continue
+            for p in pos:
+                out[p] = self._read_item(int(rows[p]))
+        return out
+
+    def _read_images(self, rows):
+        out = [None] * len(rows)
+        for name, pos, local in self.chunk_plan(rows):
+            if name is None:
+                out[pos[0]] = self._read_item(int(local[0]))
+                continue
+            chunk = self.load_chunk(name)
+            try:
+                shapes = [tuple(int(x) for x in s) for s in chunk.shapes_of(local)]
+                ranges = chunk.byte_ranges(local)
+            except CorruptDatasetError as e:
+                raise self._wrap(e, int(rows[pos[0]])) from None
+            bufs = [chunk.data[s:e] for s, e in ranges]
+            try:
+                arrs = compression.decode_images(bufs, self.sample_compression, shapes)
+            except DecodeError as e:
+                p = pos[e.position] if e.position is not None else pos[0]
+                raise DecodeError(str(e).split(" (")[0], tensor=self.name, index=int(rows[p]), key=chunk.key) from None
+            for k, p in enumerate(pos):
+                shape = shapes[k]
+                out[p] = np.zeros(shape, self.dtype or np.uint8) if arrs[k] is None or 0 in shape \
+                    else arrs[k].reshape(shape)
+        return out
+
+    def shape_of(self, row: int) -> tuple:
+        (row,) = self._items([row])
+        if self.seq is not None:
+            items = self.seq.items(int(row))
+            return (len(items),) + (self.shape_of_item(items[0]) if len(items) else ())
+        return self.shape_of_item(int(row))
+
+    def shape_of_item(self, item: int) -> tuple:
+        if item in self.tiles:
+            return tuple(self.tiles[item][0])
+        erow, local = self.enc.locate([item])
+        chunk = self.load_chunk(ChunkIdEncoder.name(self.enc.table[erow[0], 0]))
+        try:
+            return chunk.shape(int(local[0]))
+        except CorruptDatasetError as e:
+            raise self._wrap(e, item) from None
+
+    def stored_bytes(self, rows) -> list:
+        """The stored payload of each row, without copies (e.g. the JPEG file of an image)."""
+        rows = self._items(rows)
+        if self.chunk_compression is not None and self.chunk_compression not in compression.BYTE_CODECS:
+            raise UnsupportedError(f"tensor '{self.name}' stores images as one {self.chunk_compression} canvas "
+                                   "per chunk: samples have no stored bytes of their own")
+        out = [None] * len(rows)
+        for name, pos, local in self.chunk_plan(rows):
+            if name is None:
+                raise UnsupportedError(f"sample {int(local[0])} of tensor '{self.name}' is tiled: it has no single "
+                                       "stored payload")
+            chunk = self.load_chunk(name)
+            try:
+                ranges = chunk.byte_ranges(local)
+            except CorruptDatasetError as e:
+                raise self._wrap(e, int(rows[pos[0]])) from None
+            for k, p in enumerate(pos):
+                out[p] = chunk.data[ranges[k, 0]:ranges[k, 1]]
+        return out
+
+    def column(self, rows=None):
+        """Every row's value, reading each chunk once: one (N, *shape) array when the tensor has a
+        fixed shape and is stored raw/lz4, else a list."""
+        self.check_readable()
+        rows = np.arange(len(self), dtype=np.int64) if rows is None else self._items(rows)
+        fixed = (self.min_shape == self.max_shape and len(self.min_shape) and not self.is_text
+                 and self.seq is None and not self.tiles
+                 and self.sample_compression is None
+                 and self.chunk_compression in (None, "lz4") and 0 not in self.min_shape)
+        if not fixed:
+            return self.read_many(rows)
+        shape = tuple(self.min_shape)
+        dtype = self.dtype
+        out = np.empty((len(rows),) + shape, dtype)
+        per = int(np.prod(shape)) * dtype.itemsize
+        for name, pos, local in self.chunk_plan(rows):
+            chunk = self.load_chunk(name)
+            n = chunk.num_samples
+            if len(chunk.data) < n * per or (len(local) and local.max() >= n):
+                for p in pos:  # let the per-sample path name the broken sample
+                    out[p] = self._read_item(int(rows[p]))
+                continue
+            block = np.frombuffer(chunk.data, dtype=dtype, count=n * int(np.prod(shape))).reshape((n,) + shape)
+            out[pos] = block[local]
+        return out
+
+    def forget(self):
+        self._chunks.clear()
