@@ -51,14 +51,7 @@ class Chunk:
         return chunk
 
     def _check(self):
-        n = self.num_samples
-        if len(self.bpos):
-            ends = self.bpos[:, 1].astype(np.int64) + (self.bpos[:, 2].astype(np.int64) -
-                                                       np.concatenate([[-1], self._bpos_last[:-1]])) * self.bpos[:, 0]
-            if ends.max(initial=0) > len(self.data):
-                raise CorruptDatasetError(f"byte positions reach byte {int(ends.max())} but the chunk holds "
-                                          f"{len(self.data)} data bytes (truncated?)", tensor=self.tensor, key=self.key)
-        if len(self.shapes) and len(self.bpos) and int(self._bpos_last[-1]) + 1 != n:
+        if len(self.shapes) and len(self.bpos) and int(self._bpos_last[-1]) + 1 != self.num_samples:
             raise CorruptDatasetError("shape and byte-position tables disagree on the sample count",
                                       tensor=self.tensor, key=self.key)
 
@@ -91,6 +84,12 @@ class Chunk:
                                       f"({self.num_samples} samples)", tensor=self.tensor, key=self.key)
         nbytes = self.bpos[rows, 0].astype(np.int64)
         start = self.bpos[rows, 1].astype(np.int64) + (locals_ - first) * nbytes
+        short = np.nonzero(start + nbytes > len(self.data))[0]
+        if len(short):
+            k = short[0]
+            raise CorruptDatasetError(f"sample {int(locals_[k])} of the chunk ends at byte {int(start[k] + nbytes[k])} "
+                                      f"but the chunk holds {len(self.data)} data bytes (truncated?)",
+                                      tensor=self.tensor, key=self.key)
         return np.stack([start, start + nbytes], axis=1)
 
     def payload(self, local: int) -> memoryview:

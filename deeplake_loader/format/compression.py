@@ -38,9 +38,12 @@ def lz4_decompress(buf) -> bytes:
     buf = bytes(buf)
     if not buf or buf == b"\x00" * 5:
         return b""
-    if buf[:4] == _LZ4_FRAME_MAGIC:
-        return lz4.frame.decompress(buf)
-    return lz4.block.decompress(buf)
+    try:
+        if buf[:4] == _LZ4_FRAME_MAGIC:
+            return lz4.frame.decompress(buf)
+        return lz4.block.decompress(buf)
+    except Exception as e:  # LZ4BlockError, RuntimeError: corrupt or truncated payload
+        raise ValueError(f"lz4 payload of {len(buf)} bytes does not decompress ({e})") from None
 
 
 def lz4_compress(buf) -> bytes:

@@ -47,8 +47,8 @@ class TensorReader:
     # ---------------------------------------------------------------------------------- metadata
     def _validate(self):
         m = self.meta
-        length = m.get("length", 0)
-        if not isinstance(length, int) or length < 0:
+        length = m.get("length")
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
             raise CorruptDatasetError(f"tensor_meta 'length' is {length!r}", tensor=self.name, key=self.meta_key)
         if len(self.enc.table) and self.enc.num_samples != length:
             raise CorruptDatasetError(f"the chunk index covers {self.enc.num_samples} samples but tensor_meta "
@@ -180,6 +180,18 @@ class TensorReader:
             return CorruptDatasetError(msg, tensor=self.name, index=row, key=key or err.key)
         return err
 
+    def _chunk_call(self, fn, rows, pos, local):
+        """fn(local) for a group of a chunk; on a corrupt table, the error names the first bad row."""
+        try:
+            return fn(local)
+        except CorruptDatasetError:
+            for p, loc in zip(pos, local):
+                try:
+                    fn([loc])
+                except CorruptDatasetError as e:
+                    raise self._wrap(e, int(rows[p])) from None
+            raise
+
     def _decode_text(self, raw, row, key):
         try:
             if self.sample_compression == "lz4":
@@ -293,11 +305,8 @@ class TensorReader:
                 out[pos[0]] = self._read_item(int(local[0]))
                 continue
             chunk = self.load_chunk(name)
-            try:
-                shapes = [tuple(int(x) for x in s) for s in chunk.shapes_of(local)]
-                ranges = chunk.byte_ranges(local)
-            except CorruptDatasetError as e:
-                raise self._wrap(e, int(rows[pos[0]])) from None
+            shapes = [tuple(int(x) for x in s) for s in self._chunk_call(chunk.shapes_of, rows, pos, local)]
+            ranges = self._chunk_call(chunk.byte_ranges, rows, pos, local)
             bufs = [chunk.data[s:e] for s, e in ranges]
             try:
                 arrs = compression.decode_images(bufs, self.sample_compression, shapes)
@@ -339,10 +348,7 @@ class TensorReader:
                 raise UnsupportedError(f"sample {int(local[0])} of tensor '{self.name}' is tiled: it has no single "
                                        "stored payload")
             chunk = self.load_chunk(name)
-            try:
-                ranges = chunk.byte_ranges(local)
-            except CorruptDatasetError as e:
-                raise self._wrap(e, int(rows[pos[0]])) from None
+            ranges = self._chunk_call(chunk.byte_ranges, rows, pos, local)
             for k, p in enumerate(pos):
                 out[p] = chunk.data[ranges[k, 0]:ranges[k, 1]]
         return out
