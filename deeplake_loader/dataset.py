@@ -149,6 +149,7 @@ class Dataset:
         hidden = set(self.meta.get("hidden_tensors", []))
         names = self._names()
         prefix = self._group + "/" if self._group else ""
+        # deeplake lists tensors in the order of tensor_names (sorted on disk), not creation order
         return [n for n, k in names.items() if k not in hidden and n.startswith(prefix)]
 
     @property

@@ -384,10 +384,11 @@ def appended_by_us(dl3_vectors, tmp_path_factory):
                     continue
                 src = min(1, len(t) - 1)
                 v = t[src].data()["value"] if t.htype in ("text", "json", "list", "tag") else t[src].numpy()
+                stored = v  # what reading the appended row must give back
                 if t.htype == "image.gray" and v.ndim == 3 and v.shape[-1] == 1:
-                    v = v[..., 0]  # as deeplake: image.gray takes (H, W) samples
+                    v = v[..., 0]  # as deeplake: image.gray takes (H, W) samples (and stores them as (H, W, 1))
                 t.append(v)
-                added[tname] = v
+                added[tname] = stored
             ds.flush()
             res[name] = {"dir": d, "added": added}
         except Exception:  # noqa: BLE001

@@ -1,0 +1,570 @@
+"""Writing Deep Lake 3 datasets that deeplake 3.9.52 opens, reads, appends to and commits on
+(READER_SKETCH §2): new datasets, appends to the head of a branch (copy-on-write after a commit),
+linked hidden tensors kept in step, tiling of samples over the chunk size, and ``commit``.
+
+``extend`` turns every sample of every tensor into its stored form first (validation, dtype cast,
+encoding); only when all of them succeeded does anything change, in memory. ``flush`` then writes
+chunks, chunk indexes, tensor metas and the dataset meta, in that order, each key atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import struct
+import time
+import uuid
+
+import numpy as np
+
+from ..errors import CorruptDatasetError, DeepLakeLoaderError, UnsupportedError
+from . import FIRST_COMMIT_ID, FORMAT_VERSION, compression
+from . import htypes as H
+from .chunk import Chunk, serialize
+from .encoders import ChunkIdEncoder, TileEncoder
+from .meta import dumps_meta, dumps_sample, read_json
+from .version import VC_KEY, prefix
+
+DATASET_META = "dataset_meta.json"
+_COPIED_PER_TENSOR = ("tensor_meta.json", "chunks_index/unsharded", "tiles_index/unsharded",
+                      "sequence_index/unsharded", "creds_index/unsharded", "tensor_info.json")
+
+
+def _node(branch, parent):
+    return {"branch": branch, "parent": parent, "children": [], "commit_message": None, "commit_time": None,
+            "commit_user_name": None, "is_checkpoint": False, "total_samples_processed": 0}
+
+
+def create_dataset(storage) -> None:
+    """The files of a new, empty dataset on the FIRST commit of main."""
+    meta = {"allow_delete": True, "default_index": [{"start": None, "step": None, "stop": None}], "groups": [],
+            "hidden_tensors": [], "tensor_names": {}, "tensors": [], "version": FORMAT_VERSION}
+    storage.put(DATASET_META, dumps_meta(meta))
+    vc = {"commits": {FIRST_COMMIT_ID: _node("main", None)}, "branches": {"main": FIRST_COMMIT_ID}}
+    storage.put(VC_KEY, json.dumps(vc).encode())
+
+
+class SampleError(DeepLakeLoaderError, ValueError):
+    """A sample that cannot be stored in its tensor (names tensor and position in the call)."""
+
+
+class Stored:
+    """One sample in stored form: its shape and payload (bytes), or the array for image canvases."""
+
+    __slots__ = ("shape", "payload", "array")
+
+    def __init__(self, shape, payload=b"", array=None):
+        self.shape, self.payload, self.array = shape, payload, array
+
+    @property
+    def nbytes(self):
+        return len(self.payload) if self.array is None else self.array.nbytes
+
+
+class TensorWriter:
+    """Pending appends of one tensor and the state needed to write them."""
+
+    def __init__(self, storage, vs, name, key, meta, info, new=False):
+        self.storage, self.vs, self.name, self.key = storage, vs, name, key
+        self.meta, self.info, self.new, self.created = meta, info, new, new
+        self.start = 0 if new else None  # first row this commit adds (commit_diff), set on first add
+        base = vs.key(key) + "/"
+        self.base = base
+        self.enc = ChunkIdEncoder.parse(storage.get_or_none(base + "chunks_index/unsharded"), tensor=name,
+                                        key=base + "chunks_index/unsharded")
+        self.tiles = TileEncoder.parse(storage.get_or_none(base + "tiles_index/unsharded"), tensor=name,
+                                       key=base + "tiles_index/unsharded")
+        self.tail = None  # (chunk id, [Stored], first global index) of the open last chunk
+        self.dirty_chunks: dict = {}  # chunk id -> [Stored] to write
+        self.tile_chunks: dict = {}  # chunk id -> Stored (one tile)
+        self.pending = 0
+        self.info_dirty = new
+        self.meta_dirty = new
+        if meta.get("is_sequence") or meta.get("is_link"):
+            raise UnsupportedError(f"appending to {'sequence' if meta.get('is_sequence') else 'link'} tensor "
+                                   f"'{name}' is not supported")
+
+    # ------------------------------------------------------------------------------- samples
+    @property
+    def htype(self):
+        return self.meta.get("htype") or "generic"
+
+    @property
+    def max_chunk_size(self):
+        return self.meta.get("max_chunk_size") or H.DEFAULT_MAX_CHUNK_SIZE
+
+    @property
+    def tiling_threshold(self):
+        t = self.meta.get("tiling_threshold")
+        return H.DEFAULT_TILING_THRESHOLD if t is None else t
+
+    def prepare(self, samples):
+        """[Stored] for samples plus the meta changes they imply; raises SampleError naming the
+        tensor and position, changing nothing."""
+        plan = {"dtype": self.meta.get("dtype"), "class_names": list(self.info.get("class_names") or [])}
+        out = []
+        for i, s in enumerate(samples):
+            try:
+                out.append(self._prepare_one(s, plan))
+            except (SampleError, UnsupportedError):
+                raise
+            except (ValueError, TypeError, OverflowError) as e:
+                raise SampleError(f"tensor '{self.name}': sample {i} of this append cannot be stored: {e}") from None
+        return out, plan
+
+    def _prepare_one(self, s, plan):
+        h = self.htype
+        if h in H.TEXT:
+            return self._prepare_text(s)
+        if h == "class_label":
+            s = self._labels(s, plan)
+        sc = self.meta.get("sample_compression")
+        from ..sample import Sample
+
+        if isinstance(s, Sample):
+            if sc is not None and s.compression == sc and sc in compression.IMAGE_CODECS:
+                shape = tuple(s.shape)
+                self._check_ndim(shape, plan)
+                plan["dtype"] = plan["dtype"] or "uint8"
+                return Stored(shape, s.buffer)
+            s = s.array
+        if s is None:
+            return Stored(None)
+        arr = np.asarray(s)
+        if arr.dtype.kind in "OUSV":
+            raise TypeError(f"expected a number or an array, got {type(s).__name__} ({str(s)[:40]!r})")
+        arr = self._cast(arr, plan)
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        known = self.meta.get("max_shape") or plan.get("ndim_shape")
+        if h in H.IMAGE and arr.ndim == 2 and not (known and len(known) == 2):
+            arr = arr[..., None]  # grayscale is (H, W, 1), unless the tensor already holds 2-D images
+        self._check_ndim(arr.shape, plan)
+        arr = np.ascontiguousarray(arr)
+        cc = self.meta.get("chunk_compression")
+        if cc is not None and cc not in compression.BYTE_CODECS:
+            return Stored(arr.shape, array=arr)
+        if sc in compression.IMAGE_CODECS:
+            return Stored(arr.shape, compression.encode_image(arr, sc))
+        raw = arr.tobytes()
+        return Stored(arr.shape, compression.lz4_compress(raw) if sc == "lz4" else raw)
+
+    def _prepare_text(self, s):
+        h = self.htype
+        if h == "text":
+            if s is None:
+                s = ""
+            if isinstance(s, np.ndarray) and s.dtype.kind == "U" and s.size == 1:
+                s = str(s.reshape(-1)[0])
+            if not isinstance(s, str):
+                raise TypeError(f"a text sample must be a str, got {type(s).__name__}")
+            raw, shape = s.encode("utf-8"), (1,)
+        elif h == "json":
+            raw, shape = dumps_sample({} if s is None else s).encode("utf-8"), (1,)
+        else:
+            if s is None:
+                s = []
+            if h == "tag" and isinstance(s, str):
+                s = [s]
+            if isinstance(s, np.ndarray):
+                s = s.tolist()
+            if not isinstance(s, (list, tuple)):
+                raise TypeError(f"a {h} sample must be a list, got {type(s).__name__}")
+            raw, shape = dumps_sample(list(s)).encode("utf-8"), (len(s),)
+        if self.meta.get("sample_compression") == "lz4":
+            raw = compression.lz4_compress(raw)
+        return Stored(shape, raw)
+
+    def _labels(self, s, plan):
+        if s is None:
+            return None
+        values = s.tolist() if isinstance(s, np.ndarray) else s
+        scalar = not isinstance(values, (list, tuple))
+        out = []
+        for v in ([values] if scalar else values):
+            if isinstance(v, str):
+                if v not in plan["class_names"]:
+                    plan["class_names"].append(v)
+                v = plan["class_names"].index(v)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise TypeError(f"a class label must be a class name or a non-negative int, got {v!r}")
+            out.append(int(v))
+        return np.array(out, np.uint32)
+
+    def _cast(self, arr, plan):
+        dtype = plan["dtype"]
+        if dtype in (None, "Any", "List", "str"):
+            plan["dtype"] = arr.dtype.name
+            return arr
+        target = np.dtype(dtype)
+        if arr.dtype == target:
+            return arr
+        if arr.dtype.kind == "b" or np.can_cast(arr.dtype, target, casting="same_kind") or (
+                arr.dtype.kind in "iu" and target.kind in "iuf"):
+            out = arr.astype(target)
+            if arr.dtype.kind in "iub" and target.kind in "iu" and not np.array_equal(out.astype(arr.dtype), arr):
+                raise ValueError(f"values of dtype {arr.dtype} do not fit the tensor's dtype {target}")
+            return out
+        raise TypeError(f"dtype {arr.dtype} cannot be stored in a tensor of dtype {target} without losing values")
+
+    def _check_ndim(self, shape, plan):
+        known = self.meta.get("max_shape") or plan.get("ndim_shape")
+        if known and len(known) != len(shape):
+            raise ValueError(f"shape {tuple(shape)} has {len(shape)} dimensions, the tensor's samples have "
+                             f"{len(known)} (e.g. {tuple(known)})")
+        if not known:
+            plan["ndim_shape"] = list(shape)
+
+    # -------------------------------------------------------------------------------- appending
+    def _ndim(self):
+        return len(self.meta.get("max_shape") or [])
+
+    def _load_tail(self):
+        """The last chunk, reopened for appending if this commit owns it and it has room."""
+        if not len(self.enc.table):
+            return None
+        last = self.enc.table[-1]
+        name = ChunkIdEncoder.name(last[0])
+        first = int(self.enc.table[-2, 1]) + 1 if len(self.enc.table) > 1 else 0
+        if int(last[1]) in self.tiles.entries:
+            return None
+        owned = self.vs.head == FIRST_COMMIT_ID or name in self.vs.chunk_set(self.vs.head, self.key)
+        if not owned:
+            return None
+        key = self.vs.chunk_key(self.key, name)
+        buf = self.storage.get_or_none(key)
+        if buf is None:
+            raise CorruptDatasetError("chunk file is missing", tensor=self.name, key=key)
+        chunk = Chunk.from_bytes(buf, chunk_compression=self.meta.get("chunk_compression"), key=key,
+                                 tensor=self.name)
+        n = chunk.num_samples
+        if n != int(last[1]) + 1 - first:
+            raise CorruptDatasetError(f"chunk holds {n} samples, the chunk index says {int(last[1]) + 1 - first}",
+                                      tensor=self.name, key=key)
+        stored = []
+        canvas = chunk.canvas is not None or (self.meta.get("chunk_compression") not in (None, "lz4"))
+        for local in range(n):
+            shape = chunk.shape(local)
+            if canvas:
+                stored.append(Stored(shape, array=chunk.canvas_sample(local)))
+            else:
+                stored.append(Stored(shape, bytes(chunk.payload(local))))
+        return [int(last[0]), stored, first]
+
+    def add(self, stored, plan):
+        """Take prepared samples (no validation left to fail)."""
+        if self.start is None:
+            self.start = self.meta["length"]
+        if self.tail is None and self.pending == 0:
+            self.tail = self._load_tail()
+        if plan.get("dtype") and self.meta.get("dtype") in (None, "Any", "List", "str") and \
+                self.htype not in H.TEXT:
+            self.meta["dtype"] = plan["dtype"]
+        if plan["class_names"] != list(self.info.get("class_names") or []) and self.htype == "class_label":
+            self.info["class_names"] = plan["class_names"]
+            self.info_dirty = True
+        length = self.meta["length"]
+        half = self.max_chunk_size // 2
+        for s in stored:
+            g = length
+            length += 1
+            if s.shape is None:
+                ndim = self._ndim() or len(plan.get("ndim_shape") or []) or (3 if self.htype in H.IMAGE else 0)
+                if ndim:
+                    self._empty(s, ndim)
+            if s.shape is not None:
+                self._bounds(s.shape)
+            if self._tileable(s):
+                self._tile(s, g)
+                self.tail = None
+                continue
+            tail = self.tail
+            if tail is None or (tail[1] and sum(x.nbytes for x in tail[1]) + s.nbytes > half):
+                cid = uuid.uuid4().int >> 64
+                self.tail = tail = [cid, [], g]
+                self.enc.append_row(cid, g)
+            tail[1].append(s)
+            self.enc.set_last(g)
+            self.dirty_chunks[tail[0]] = tail[1]
+        self.meta["length"] = length
+        self.pending += len(stored)
+        self.meta_dirty = True
+
+    def _empty(self, s, ndim):
+        """An empty sample (None) gets an all-zero shape once the tensor's ndim is known."""
+        s.shape = (0,) * ndim
+        cc = self.meta.get("chunk_compression")
+        if cc is not None and cc not in compression.BYTE_CODECS:
+            s.array = np.zeros(s.shape, np.uint8)
+
+    def _bounds(self, shape):
+        lo, hi = self.meta.get("min_shape") or [], self.meta.get("max_shape") or []
+        if not hi:
+            self.meta["min_shape"], self.meta["max_shape"] = list(shape), list(shape)
+        else:
+            self.meta["min_shape"] = [min(a, b) for a, b in zip(lo, shape)]
+            self.meta["max_shape"] = [max(a, b) for a, b in zip(hi, shape)]
+
+    def _tileable(self, s):
+        if s.array is not None or self.htype in H.TEXT or self.meta.get("chunk_compression") is not None:
+            return False
+        limit = self.tiling_threshold
+        return (limit != -1 and s.nbytes > limit) or s.nbytes > self.max_chunk_size
+
+    def _tile(self, s, g):
+        """Split one sample over several chunks (spec §6): tiles in C order over the layout grid."""
+        sc = self.meta.get("sample_compression")
+        dtype = np.dtype(self.meta["dtype"])
+        arr = self._decode_for_tiling(s, sc, dtype)
+        split_dims = arr.ndim - 1 if (self.htype in H.IMAGE or sc in compression.IMAGE_CODECS) and arr.ndim == 3 \
+            else arr.ndim
+        tile = list(arr.shape)
+        target = max(1, min(self.max_chunk_size, self.tiling_threshold if self.tiling_threshold != -1
+                            else self.max_chunk_size) // 2)
+        while int(np.prod(tile)) * dtype.itemsize > target and max(tile[:split_dims]) > 1:
+            k = int(np.argmax(tile[:split_dims]))
+            tile[k] = -(-tile[k] // 2)
+        layout = [-(-a // t) for a, t in zip(arr.shape, tile)]
+        for coord in np.ndindex(*layout):
+            sl = tuple(slice(c * t, min((c + 1) * t, a)) for c, t, a in zip(coord, tile, arr.shape))
+            part = np.ascontiguousarray(arr[sl])
+            if sc in compression.IMAGE_CODECS:
+                payload = compression.encode_image(part, sc)
+            elif sc == "lz4":
+                payload = compression.lz4_compress(part.tobytes())
+            else:
+                payload = part.tobytes()
+            cid = uuid.uuid4().int >> 64
+            self.enc.append_row(cid, g)
+            self.tile_chunks[cid] = Stored(part.shape, payload)
+        self.tiles.entries[g] = (tuple(arr.shape), tuple(tile))
+
+    def _decode_for_tiling(self, s, sc, dtype):
+        if sc in compression.IMAGE_CODECS:
+            arr = compression.pil_decode(s.payload)
+            return arr.reshape(s.shape)
+        raw = compression.lz4_decompress(s.payload) if sc == "lz4" else s.payload
+        return np.frombuffer(raw, dtype=dtype).reshape(s.shape)
+
+    # ---------------------------------------------------------------------------------- writing
+    def _chunk_bytes(self, stored):
+        cc = self.meta.get("chunk_compression")
+        for s in stored:  # empty samples appended before the tensor's ndim was known (deeplake fills them too)
+            if s.shape is None:
+                self._empty(s, self._ndim() or 1)
+                self._bounds(s.shape)
+        shapes = [s.shape for s in stored]
+        ndim = len(shapes[0]) if shapes else self._ndim()
+        if cc is not None and cc not in compression.BYTE_CODECS:
+            canvas = compression.build_canvas([s.array for s in stored])
+            data = compression.encode_image(canvas, cc) if canvas.size else b""
+            return serialize(shapes, None, data, with_positions=False, ndim=ndim)
+        data = b"".join(s.payload for s in stored)
+        if cc == "lz4":
+            return serialize(shapes, [len(s.payload) for s in stored], compression.lz4_compress(data), ndim=ndim)
+        return serialize(shapes, [len(s.payload) for s in stored], data, ndim=ndim)
+
+    def _chunk_key(self, cid):
+        name = ChunkIdEncoder.name(cid)
+        if self.vs.head == FIRST_COMMIT_ID:
+            return f"{self.key}/chunks/{name}", name
+        return f"{prefix(self.vs.head)}{self.key}/chunks/{name}", name
+
+    def flush(self) -> bool:
+        """Write what is pending; True if anything was written."""
+        if not (self.dirty_chunks or self.tile_chunks or self.meta_dirty or self.info_dirty):
+            return False
+        new_names = []
+        for cid, stored in self.dirty_chunks.items():
+            key, name = self._chunk_key(cid)
+            self.storage.put(key, self._chunk_bytes(stored))
+            new_names.append(name)
+        for cid, s in self.tile_chunks.items():
+            key, name = self._chunk_key(cid)
+            self.storage.put(key, serialize([s.shape], None, s.payload, with_positions=False))
+            new_names.append(name)
+        if self.vs.head != FIRST_COMMIT_ID and new_names:
+            cs_key = f"{prefix(self.vs.head)}{self.key}/chunk_set"
+            current = self.vs.chunk_set(self.vs.head, self.key)
+            names = list(current) + [n for n in new_names if n not in current]
+            text = ",".join(n if current.get(n, (None, None)) == (None, None) else
+                            ":".join([n] + [x for x in current[n] if x]) for n in names)
+            self.storage.put(cs_key, text.encode())
+            self.vs.forget_chunk_sets()
+        if self.dirty_chunks or self.tile_chunks or self.new:
+            self.storage.put(self.base + "chunks_index/unsharded", self.enc.tobytes())
+            self.storage.put(self.base + "tiles_index/unsharded", self.tiles.tobytes())
+        if self.info_dirty or self.new:
+            self.storage.put(self.base + "tensor_info.json", dumps_meta(self.info))
+        if self.meta_dirty:
+            self.meta["version"] = self.meta.get("version") or FORMAT_VERSION
+            self.storage.put(self.base + "tensor_meta.json", dumps_meta(self.meta))
+            self._write_commit_diff()
+        self.dirty_chunks, self.tile_chunks = {}, {}
+        self.meta_dirty = self.info_dirty = self.new = False
+        self.pending = 0
+        return True
+
+    def _write_commit_diff(self):
+        """commit_diff of this commit (spec §8.5, big-endian): created flag and the added range."""
+        key = self.base + "commit_diff"
+        raw = self.storage.get_or_none(key)
+        created, info_upd, transformed, start, updated_tail = 0, 0, 0, None, b"\x00" * 8 + b"\x00" + b"\x00" * 8
+        if raw and len(raw) >= 19:
+            created, info_upd, transformed = raw[0], raw[1], raw[2]
+            start, _ = struct.unpack(">QQ", raw[3:19])
+            updated_tail = raw[19:]
+        if start is None:
+            start = self.start
+            created = created or int(self.created)
+        out = bytes([created, info_upd, transformed]) + struct.pack(">QQ", start, self.meta["length"]) + updated_tail
+        self.storage.put(key, out)
+
+
+
+class DatasetWriter:
+    """Writes to the head of a branch."""
+
+    def __init__(self, storage, version_state):
+        self.storage, self.vs = storage, version_state
+        self.meta = read_json(storage, version_state.key(DATASET_META))
+        self.tensors: dict = {}  # key -> TensorWriter
+        self.info = None
+        self.meta_dirty = False
+
+    @property
+    def dirty(self) -> bool:
+        return self.meta_dirty or self.info is not None or any(
+            t.dirty_chunks or t.tile_chunks or t.meta_dirty or t.info_dirty for t in self.tensors.values())
+
+    def _names(self):
+        return self.meta.get("tensor_names") or {k: k for k in self.meta.get("tensors", [])}
+
+    def _tensor(self, name) -> TensorWriter:
+        names = self._names()
+        key = names[name]
+        if key not in self.tensors:
+            base = self.vs.key(key) + "/"
+            meta = read_json(self.storage, base + "tensor_meta.json", tensor=name)
+            info = read_json(self.storage, base + "tensor_info.json", tensor=name, default={})
+            t = TensorWriter(self.storage, self.vs, name, key, meta, info)
+            self.tensors[key] = t
+        return self.tensors[key]
+
+    def create_tensor(self, name, htype="generic", dtype=None, sample_compression=None, chunk_compression=None,
+                      max_chunk_size=None, tiling_threshold=None, hidden=False, **kwargs):
+        names = self._names()
+        if name in names:
+            raise DeepLakeLoaderError(f"tensor '{name}' already exists")
+        if not name or name.startswith("/") or name.endswith("/") or "//" in name:
+            raise ValueError(f"invalid tensor name {name!r}")
+        if dtype is not None:
+            dtype = np.dtype(dtype).name
+        sample_compression = compression.normalize(sample_compression)
+        chunk_compression = compression.normalize(chunk_compression)
+        for c in (sample_compression, chunk_compression):
+            compression.check_supported(c, tensor=name)
+        htype = htype or "generic"
+        meta, info = H.new_tensor_meta(name, htype, dtype, sample_compression, chunk_compression, max_chunk_size,
+                                       tiling_threshold, FORMAT_VERSION, kwargs)
+        key = name if name not in self.meta.get("tensors", []) else f"{name}_{secrets.token_hex(2)}"
+        self.meta.setdefault("tensors", []).append(key)
+        self.meta.setdefault("tensor_names", {})[name] = key
+        groups = self.meta.setdefault("groups", [])
+        parts = name.split("/")[:-1]
+        for i in range(len(parts)):
+            g = "/".join(parts[:i + 1])
+            if g not in groups:
+                groups.append(g)
+        t = TensorWriter(self.storage, self.vs, name, key, meta, info, new=True)
+        self.tensors[key] = t
+        self.meta_dirty = True
+        self.flush()
+
+    def extend(self, columns: dict):
+        """Append rows; every sample of every tensor (and of linked hidden tensors) is prepared before
+        any state changes."""
+        prepared = []
+        for name, samples in columns.items():
+            t = self._tensor(name)
+            stored, plan = t.prepare(samples)
+            prepared.append((t, stored, plan))
+            for link_key, spec in (t.meta.get("links") or {}).items():
+                prepared.append(self._linked(t, link_key, spec, stored))
+        for t, stored, plan in prepared:
+            t.add(stored, plan)
+
+    def _linked(self, parent, link_key, spec, stored):
+        """Samples of a hidden tensor that deeplake keeps in step with its parent (spec §3 links)."""
+        fn = spec.get("extend")
+        by_key = {k: n for n, k in self._names().items()}
+        if link_key not in by_key:
+            raise CorruptDatasetError(f"linked tensor key '{link_key}' is not in the dataset", tensor=parent.name)
+        t = self._tensor(by_key[link_key])
+        if fn == "extend_id":
+            values = [np.array([uuid.uuid4().int >> 64], np.uint64) for _ in stored]
+        elif fn == "extend_shape":
+            values = [np.array(s.shape if s.shape is not None else (0,) * max(parent._ndim(), 1), np.int64)
+                      for s in stored]
+        elif fn == "extend_info":
+            values = [{} for _ in stored]
+        elif fn == "extend_len":
+            values = [np.array([s.shape[0] if s.shape else 0], np.int64) for s in stored]
+        else:
+            raise UnsupportedError(f"tensor '{parent.name}' has a linked tensor kept by '{fn}', which deeplake_loader "
+                                   "cannot update")
+        out, plan = t.prepare(values)
+        return t, out, plan
+
+    def set_info(self, data: dict):
+        self.info = dict(data)
+
+    def set_tensor_info(self, name, data: dict):
+        t = self._tensor(name)
+        t.info = dict(data)
+        t.info_dirty = True
+
+    def flush(self) -> list:
+        """Write everything pending; returns the names of the tensors that changed."""
+        changed = []
+        by_key = {k: n for n, k in self._names().items()}
+        for key, t in self.tensors.items():
+            if t.flush():
+                changed.append(by_key.get(key, t.name))
+        if self.info is not None:
+            self.storage.put(self.vs.key("dataset_info.json"), dumps_meta(self.info))
+            self.info = None
+        if self.meta_dirty:
+            self.storage.put(self.vs.key(DATASET_META), dumps_meta(self.meta))
+            self.meta_dirty = False
+        return changed
+
+    def commit(self, message=None) -> str:
+        """Freeze the head: copy metas to a new head folder with empty chunk_sets (spec §8.2)."""
+        self.flush()
+        vs = self.vs
+        old, new = vs.head, secrets.token_hex(20)
+        src, dst = prefix(old), prefix(new)
+        for name in ("dataset_meta.json", "dataset_info.json"):
+            data = self.storage.get_or_none(src + name)
+            if data is not None:
+                self.storage.put(dst + name, data)
+        for key in self.meta.get("tensors", []):
+            for f in _COPIED_PER_TENSOR:
+                data = self.storage.get_or_none(f"{src}{key}/{f}")
+                if data is not None:
+                    self.storage.put(f"{dst}{key}/{f}", data)
+            self.storage.put(f"{dst}{key}/chunk_set", b"")
+        commits = vs.info["commits"]
+        node = commits[old]
+        node.update(commit_message=message, commit_time=time.time())
+        node.setdefault("children", []).append(new)
+        commits[new] = _node(vs.branch, old)
+        vs.info["branches"][vs.branch] = new
+        self.storage.put(src + "commit_info.json", json.dumps(node).encode())
+        self.storage.put(VC_KEY, vs.dumps())
+        vs.head = new
+        vs.chain.insert(0, new)
+        vs.forget_chunk_sets()
+        self.tensors.clear()
+        return old
