@@ -5,10 +5,10 @@ data-preparation scripts use: datasets (load/empty/dataset/exists/read) and ``ds
 """
 
 from deeplake_loader import _build_check  # noqa: F401  (explains a missing compiled kernel)
-from deeplake_loader import errors
+from deeplake_loader import errors, random
 from deeplake_loader.dataset import Dataset, Tensor, dataset, empty, exists, load
 from deeplake_loader.sample import read
 
 __version__ = "0.1.0"
 
-__all__ = ["Dataset", "Tensor", "dataset", "empty", "errors", "exists", "load", "read", "__version__"]
+__all__ = ["Dataset", "Tensor", "dataset", "empty", "errors", "exists", "load", "random", "read", "__version__"]
