@@ -8,7 +8,9 @@ from deeplake_loader import _build_check  # noqa: F401  (explains a missing comp
 from deeplake_loader import errors, random
 from deeplake_loader.dataset import Dataset, Tensor, dataset, empty, exists, load
 from deeplake_loader.sample import read
+from deeplake_loader.dataloader import dataloader  # noqa: E402  (the function shadows the module name)
+from deeplake_loader import transforms
 
 __version__ = "0.1.0"
 
-__all__ = ["Dataset", "Tensor", "dataset", "empty", "errors", "exists", "load", "random", "read", "__version__"]
+__all__ = ["Dataset", "Tensor", "dataloader", "dataset", "empty", "errors", "exists", "load", "random", "read", "transforms", "__version__"]

@@ -352,9 +352,9 @@ class Dataset:
             index_rows=_compose(self.index_rows, slice(0, 0), len(self))[0], scalar=False)
 
     def dataloader(self):
-        from .dataloader import DeepLakeDataLoader
+        from .dataloader import loader_class
 
-        return DeepLakeDataLoader(self)
+        return loader_class()(self)
 
 
 class Tensor:

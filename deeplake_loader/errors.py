@@ -84,3 +84,16 @@ class TQLError(DeepLakeLoaderError, ValueError):
 
 class WorkerError(DeepLakeLoaderError, RuntimeError):
     """A dataloader worker died, or a transform could not be sent to it."""
+
+
+class TransformError(DeepLakeLoaderError, RuntimeError):
+    """A user transform or collate_fn raised; names the tensor and row and carries the original
+    traceback text."""
+
+    def __init__(self, message: str, *, tensor=None, index=None, traceback_text: str = ""):
+        self.tensor, self.index, self.traceback_text = tensor, index, traceback_text
+        where = _where(tensor, index)
+        msg = f"{message} ({where})" if where else message
+        if traceback_text:
+            msg += "\n\nOriginal traceback:\n" + traceback_text.rstrip()
+        super().__init__(msg)

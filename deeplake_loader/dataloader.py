@@ -1,0 +1,287 @@
+"""``ds.dataloader()``: the immutable DeepLakeDataLoader chain of Deep Lake 3's enterprise loader
+(shared/seed/dataloader-api.txt), with the behaviour of shared/spec/LOADER_SEMANTICS.md.
+
+Every chain call validates its arguments and returns a new loader; the old one is unchanged.
+Iterating builds (once) a ``pipeline.Pipeline`` from the frozen ``LoaderConfig`` and converts its
+batches for the chosen framework.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+
+import numpy as np
+
+from .errors import TensorDoesNotExistError
+from .pipeline.config import LoaderConfig
+
+DECODE_METHODS = ("numpy", "tobytes", "pil")
+_MODES = ("pytorch", "tensorflow", "numpy")
+
+
+def _int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class _LoaderBase:
+    """The chain. With torch installed the concrete class also derives from torch's DataLoader."""
+
+    def __init__(self, dataset, _config: LoaderConfig | None = None, _called: frozenset = frozenset()):
+        cfg = _config or LoaderConfig(dataset=dataset)
+        object.__setattr__(self, "_config", cfg)
+        object.__setattr__(self, "_called", _called)
+        object.__setattr__(self, "_pipeline", None)
+
+    # -------------------------------------------------------------------------------- helpers
+    def _next(self, called: str | None = None, **changes):
+        called_set = self._called | ({called} if called else set())
+        return type(self)(None, self._config.with_(**changes), frozenset(called_set))
+
+    def _once(self, what: str, message: str):
+        if what in self._called:
+            raise ValueError(message)
+
+    def _existing(self) -> list:
+        return list(self._config.dataset.tensors)
+
+    def _check_tensor(self, name):
+        if name == "index":
+            raise ValueError("index is not a tensor, to get index, pass return_index=True")
+        if name not in self._config.dataset.tensors:
+            raise TensorDoesNotExistError(name, self._existing())
+
+    # -------------------------------------------------------------------------------- the chain
+    def batch(self, batch_size: int, drop_last: bool = False):
+        self._once("batch", "batch size is already set")
+        return self._next("batch", batch_size=_int("batch_size", batch_size, 1), drop_last=bool(drop_last))
+
+    def shuffle(self, shuffle: bool = True, buffer_size: int = 2048):
+        self._once("shuffle", "shuffle is already set")
+        return self._next("shuffle", shuffle=bool(shuffle), buffer_size=_int("buffer_size", buffer_size, 1))
+
+    def offset(self, off: int = 0):
+        self._once("offset", "offset is already set")
+        return self._next("offset", offset=_int("offset", off, 0))
+
+    def transform(self, transform, **kwargs):
+        self._once("transform", "transform is already set")
+        if isinstance(transform, dict):
+            for name, fn in transform.items():
+                if name != "index":
+                    self._check_tensor(name)
+                if fn is not None and not callable(fn):
+                    raise ValueError(f"transform for tensor '{name}' must be callable or None, got {type(fn).__name__}")
+            if self._config.tensors is not None:
+                raise ValueError("tensors were already specified with tensors=; a transform dict also chooses the "
+                                 "tensors (its keys): pass one or the other")
+            transform = dict(transform)
+        elif callable(transform):
+            if kwargs:
+                transform = functools.partial(transform, **kwargs)
+        else:
+            raise ValueError(f"transform must be a callable or a dict of callables, got {type(transform).__name__}")
+        return self._next("transform", transform=transform)
+
+    def query(self, query_string: str):
+        from .tql import query_rows
+
+        if not isinstance(query_string, str):
+            raise ValueError(f"query_string must be a str, got {type(query_string).__name__}")
+        ds = self._config.dataset
+        result = query_rows(ds, query_string)
+        view = ds[np.asarray(result.rows, dtype=np.int64).tolist()] if len(result.rows) else ds[0:0]
+        tensors = tuple(result.tensors) if result.tensors else self._config.query_tensors
+        return self._next(None, dataset=view, query_tensors=tensors)
+
+    def sample_by(self, weights, replace: bool | None = True, size: int | None = None):
+        ds = self._config.dataset
+        if isinstance(weights, str):
+            from .tql import sample_weights
+
+            w, q_replace, q_size = sample_weights(ds, weights)
+            replace = q_replace if q_replace is not None else replace
+            size = q_size if q_size is not None and size is None else size
+        else:
+            w = np.asarray(weights, dtype=np.float64).reshape(-1)
+            if len(w) != len(ds):
+                raise ValueError(f"sample_by got {len(w)} weights for a dataset of {len(ds)} rows")
+        bad = np.nonzero(~np.isfinite(w) | (w < 0))[0]
+        if len(bad):
+            raise ValueError(f"sample_by weights must be finite and >= 0; weight {int(bad[0])} is {w[bad[0]]!r}")
+        if len(w) and not w.sum() > 0:
+            raise ValueError("sample_by weights are all zero")
+        if size is not None:
+            size = _int("size", size, 0)
+        replace = True if replace is None else bool(replace)
+        if not replace and size is not None and size > int(np.count_nonzero(w)):
+            raise ValueError(f"sample_by(replace=False) cannot draw {size} rows: {int(np.count_nonzero(w))} rows have "
+                             "a positive weight")
+        return self._next(None, sample=(w, replace, size))
+
+    def _terminal(self, mode, num_workers=0, collate_fn=None, tensors=None, num_threads=None, prefetch_factor=2,
+                  distributed=False, return_index=True, decode_method=None, persistent_workers=False):
+        if mode in self._called:
+            raise ValueError(f"already called .{mode}()")
+        for other in _MODES:
+            if other in self._called:
+                raise ValueError(f"Can't call .{mode}() after .{other}()")
+        changes = dict(mode=mode, num_workers=_int("num_workers", num_workers, 0),
+                       prefetch_factor=_int("prefetch_factor", prefetch_factor, 1),
+                       persistent_workers=bool(persistent_workers), distributed=bool(distributed),
+                       return_index=bool(return_index))
+        if num_threads is not None:
+            changes["num_threads"] = _int("num_threads", num_threads, 1)
+        if collate_fn is not None:
+            if not callable(collate_fn):
+                raise ValueError(f"collate_fn must be callable, got {type(collate_fn).__name__}")
+            changes["collate_fn"] = collate_fn
+        if tensors is not None:
+            if isinstance(tensors, str):
+                tensors = [tensors]
+            if isinstance(self._config.transform, dict):
+                raise ValueError("tensors were already specified by the transform dict (its keys); pass one or "
+                                 "the other")
+            for t in tensors:
+                self._check_tensor(t)
+            changes["tensors"] = tuple(tensors)
+        if decode_method is not None:
+            if not isinstance(decode_method, dict):
+                raise ValueError(f"decode_method must be a dict of tensor -> method, got {type(decode_method).__name__}")
+            for t, m in decode_method.items():
+                self._check_tensor(t)
+                if m not in DECODE_METHODS:
+                    raise ValueError(f"unknown decode method {m!r} for tensor '{t}'; supported: {', '.join(DECODE_METHODS)}")
+                if m == "pil":
+                    sc = self._config.dataset[t].meta.sample_compression
+                    if sc not in ("jpeg", "png"):
+                        raise ValueError(f"decode method 'pil' is only supported for tensors with sample_compression "
+                                         f"'jpeg' or 'png'; tensor '{t}' has {sc!r}. Supported for it: numpy, tobytes")
+            changes["decode_method"] = dict(decode_method)
+        return self._next(mode, **changes)
+
+    def pytorch(self, num_workers: int = 0, collate_fn=None, tensors=None, num_threads=None, prefetch_factor: int = 2,
+                distributed: bool = False, return_index: bool = True, decode_method=None,
+                persistent_workers: bool = False):
+        return self._terminal("pytorch", num_workers, collate_fn, tensors, num_threads, prefetch_factor, distributed,
+                              return_index, decode_method, persistent_workers)
+
+    def tensorflow(self, num_workers: int = 0, collate_fn=None, tensors=None, num_threads=None,
+                   prefetch_factor: int = 2, return_index: bool = True, decode_method=None,
+                   persistent_workers: bool = False):
+        return self._terminal("tensorflow", num_workers, collate_fn, tensors, num_threads, prefetch_factor, False,
+                              return_index, decode_method, persistent_workers)
+
+    def numpy(self, num_workers: int = 0, tensors=None, num_threads=None, prefetch_factor: int = 2,
+              decode_method=None, persistent_workers: bool = False):
+        return self._terminal("numpy", num_workers, None, tensors, num_threads, prefetch_factor, False,
+                              False, decode_method, persistent_workers)
+
+    # ----------------------------------------------------------------------------- iteration
+    @property
+    def config(self) -> LoaderConfig:
+        return self._config
+
+    @property
+    def dataset(self):
+        return self._config.dataset
+
+    @property
+    def batch_size(self):
+        return self._config.batch_size
+
+    @property
+    def num_workers(self):
+        return self._config.num_workers
+
+    @property
+    def drop_last(self):
+        return self._config.drop_last
+
+    def __len__(self) -> int:
+        from .pipeline import plan
+
+        return plan.num_batches(self._config)
+
+    def _get_pipeline(self):
+        if self._pipeline is None:
+            from .pipeline import Pipeline
+
+            object.__setattr__(self, "_pipeline", Pipeline(self._config))
+        return self._pipeline
+
+    def __iter__(self):
+        from .iterators import converter
+        from .pipeline import plan
+
+        pipe = self._get_pipeline()
+        names = plan.selected_tensors(self._config)
+        htypes = {n: self._config.dataset._reader(n).base_htype for n in names}
+        convert = converter(self._config.mode, htypes)
+        for batch in pipe:
+            yield convert(batch)
+
+    def tf_dataset(self):
+        """A tf.data.Dataset of this loader's batches (for model.fit)."""
+        from .iterators.tensorflow import dataset
+
+        return dataset(self if self._config.mode == "tensorflow" else self.tensorflow())
+
+    def close(self):
+        if self._pipeline is not None:
+            self._pipeline.close()
+            object.__setattr__(self, "_pipeline", None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def __repr__(self):
+        c = self._config
+        return (f"DeepLakeDataLoader(batch_size={c.batch_size}, shuffle={c.shuffle}, offset={c.offset}, "
+                f"mode={c.mode}, num_workers={c.num_workers})")
+
+
+def _make_class():
+    try:
+        from torch.utils.data import DataLoader
+    except ImportError:
+        return type("DeepLakeDataLoader", (_LoaderBase,), {"__module__": __name__})
+
+    # Frameworks (Lightning, ...) check isinstance(loader, DataLoader); torch's __init__ is not run:
+    # everything it would set up is ours. torch guards a few attributes with __setattr__ after init.
+    return type("DeepLakeDataLoader", (_LoaderBase, DataLoader),
+                {"__module__": __name__, "__setattr__": object.__setattr__,
+                 "__len__": _LoaderBase.__len__, "__iter__": _LoaderBase.__iter__})
+
+
+_CLASS = []
+
+
+def loader_class():
+    """The DeepLakeDataLoader class, made on first use so that importing the package does not
+    import torch."""
+    if not _CLASS:
+        _CLASS.append(_make_class())
+    return _CLASS[0]
+
+
+def __getattr__(name):  # PEP 562: deeplake_loader.dataloader.DeepLakeDataLoader
+    if name == "DeepLakeDataLoader":
+        return loader_class()
+    raise AttributeError(name)
+
+
+def dataloader(dataset):
+    """``deeplake_loader.dataloader(ds)``, the same as ``ds.dataloader()``."""
+    return loader_class()(dataset)

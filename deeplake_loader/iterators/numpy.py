@@ -1,0 +1,7 @@
+"""Batches as numpy arrays (text, json and bytes stay lists)."""
+
+from . import Batch
+
+
+def convert(batch, htypes):
+    return Batch(batch) if isinstance(batch, dict) else batch

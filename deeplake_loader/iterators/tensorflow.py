@@ -1,0 +1,43 @@
+"""Batches as tf.Tensor (text as tf.string), and a tf.data.Dataset with TensorSpecs for model.fit."""
+
+import json
+
+import numpy as np
+
+from . import Batch
+
+
+def to_tf(v, htype=None):
+    import tensorflow as tf
+
+    if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+        if htype == "class_label":
+            v = v.astype(np.int64)
+        return tf.convert_to_tensor(v)
+    if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+        return tf.constant(v, dtype=tf.string)
+    if isinstance(v, list) and v and all(isinstance(x, (dict, list)) for x in v):
+        return tf.constant([json.dumps(x) for x in v], dtype=tf.string)
+    if isinstance(v, list) and v and all(isinstance(x, (bytes, bytearray)) for x in v):
+        return tf.constant([bytes(x) for x in v], dtype=tf.string)
+    return v
+
+
+def convert(batch, htypes):
+    if not isinstance(batch, dict):
+        return batch
+    return Batch({k: to_tf(v, htypes.get(k)) for k, v in batch.items()})
+
+
+def dataset(loader):
+    """A tf.data.Dataset over the loader's batches, its element_spec taken from the first batch
+    (batch dimension left open)."""
+    import tensorflow as tf
+
+    first = next(iter(loader))
+    spec = {}
+    for k, v in first.items():
+        if not isinstance(v, tf.Tensor):
+            raise TypeError(f"tensor '{k}' gives {type(v).__name__} values, which tf.data cannot hold")
+        spec[k] = tf.TensorSpec(shape=(None,) + tuple(v.shape[1:]), dtype=v.dtype)
+    return tf.data.Dataset.from_generator(lambda: (dict(b) for b in loader), output_signature=spec)

@@ -1,0 +1,221 @@
+"""The data path behind a DeepLakeDataLoader, one way:
+
+    plan (rows of the epoch, fetch steps) -> fetch (one load per chunk, compressed samples held
+    while shuffled) -> decode (native, pooled memory) -> transform + collate (calling process or
+    worker processes) -> prefetch queue -> iterator
+
+``Pipeline(config)``: iterating it yields one epoch of collated batches; iterating again starts the
+next epoch (new shuffle). ``close()`` stops threads and workers and frees shared memory.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import weakref
+
+import numpy as np
+
+from .. import random as dl_random
+from ..errors import DeepLakeLoaderError
+from . import plan
+from .collate import apply_transforms, collate, fast_batch
+from .config import LoaderConfig
+from .fetch import Column, Decoder
+from .memory import BufferPool
+
+__all__ = ["LoaderConfig", "Pipeline", "plan"]
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, exc):
+        self.exc = exc
+
+
+class Pipeline:
+    def __init__(self, cfg: LoaderConfig):
+        self.cfg = cfg
+        ds = cfg.dataset
+        names = plan.selected_tensors(cfg)
+        for name in names:
+            if len(ds._reader(name)) == 0:
+                raise DeepLakeLoaderError(f"tensor '{name}' is empty (0 samples); leave it out with "
+                                          f"tensors=[...] (tensors: {list(ds.tensors)})")
+        per_tensor = cfg.transform if isinstance(cfg.transform, dict) else {}
+        self.columns = {n: Column(ds, n, cfg.decode_method.get(n, "numpy"), per_tensor.get(n)) for n in names}
+        self.per_tensor = {n: c.transform for n, c in self.columns.items() if c.transform is not None}
+        self.transform = cfg.transform if callable(cfg.transform) and not isinstance(cfg.transform, dict) else None
+        self.primary = plan.primary_tensor(cfg, names)
+        self.pool = BufferPool(shared=cfg.num_workers > 0)
+        self.decoder = Decoder(self.pool, cfg.num_threads)
+        self.epoch = 0
+        self._workers = None
+        self._active = []  # (thread, stop event) of running epochs
+        self._finalizer = weakref.finalize(self, Pipeline._shutdown, self._active, [None], self.pool)
+
+    def __len__(self) -> int:
+        return plan.num_batches(self.cfg)
+
+    # ------------------------------------------------------------------------------ producer
+    def _produce(self, epoch: int, out_q: queue.Queue, stop: threading.Event):
+        try:
+            for item in self._decoded_batches(epoch):
+                while not stop.is_set():
+                    try:
+                        out_q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            self._put(out_q, _DONE, stop)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            self._put(out_q, _Failure(e), stop)
+
+    @staticmethod
+    def _put(q, item, stop):
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _decoded_batches(self, epoch):
+        cfg = self.cfg
+        order = plan.epoch_order(cfg, epoch)
+        rank = plan.world(cfg)[0]
+        rng = np.random.default_rng(dl_random.stream("transform", epoch, rank))
+        if self.primary is None or not len(order):
+            return
+        prim = self.columns[self.primary]
+        steps = plan.steps(prim.reader, order, shuffle=cfg.shuffle, budget_bytes=int(cfg.buffer_size * 1e6),
+                           seed=dl_random.stream("shuffle", epoch, rank))
+        pending, ready, bs = {}, [], cfg.batch_size
+        for name, positions, emitted in steps:
+            if name is not None and len(positions):
+                rows = order[positions]
+                if prim.reader.tiles:
+                    values = prim.raw(rows)
+                else:
+                    _, locals_ = prim.reader.enc.locate(rows)
+                    values = prim.raw_from_chunk(prim.reader.load_chunk(name), rows, locals_)
+                pending.update(zip(positions.tolist(), values))
+            ready.extend(emitted.tolist())
+            while len(ready) >= bs:
+                yield self._assemble(order, ready[:bs], pending, rng)
+                ready = ready[bs:]
+        if ready and not cfg.drop_last:
+            yield self._assemble(order, ready, pending, rng)
+
+    def _assemble(self, order, positions, pending, rng):
+        rows = order[np.asarray(positions, dtype=np.int64)]
+        columns = {}
+        for name, col in self.columns.items():
+            values = [pending.pop(p) for p in positions] if name == self.primary else col.raw(rows)
+            columns[name] = self.decoder.column(col, values, rows, rng)
+        return rows, columns
+
+    # ------------------------------------------------------------------------------ consumer
+    def __iter__(self):
+        self.epoch += 1
+        return self._epoch(self.epoch)
+
+    def _epoch(self, epoch):
+        cfg = self.cfg
+        depth = max(1, cfg.prefetch_factor) * max(1, cfg.num_workers)
+        out_q: queue.Queue = queue.Queue(maxsize=depth)
+        stop = threading.Event()
+        thread = threading.Thread(target=self._produce, args=(epoch, out_q, stop), daemon=True,
+                                  name=f"deeplake_loader-fetch-{epoch}")
+        entry = (thread, stop)
+        self._active.append(entry)
+        thread.start()
+        try:
+            if cfg.num_workers > 0 and (self.transform is not None or self.per_tensor or cfg.collate_fn):
+                yield from self._through_workers(out_q, depth)
+            else:
+                while True:
+                    item = out_q.get()
+                    if item is _DONE:
+                        break
+                    if isinstance(item, _Failure):
+                        raise item.exc
+                    yield self._finish(*item)
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            self._active.remove(entry)
+            if not cfg.persistent_workers:
+                self._close_workers()
+
+    def _finish(self, rows, columns):
+        if self.transform is None and not self.per_tensor and self.cfg.collate_fn is None:
+            batch = fast_batch(columns)
+        else:
+            batch = collate(apply_transforms(columns, rows, self.transform, self.per_tensor), self.cfg.collate_fn, rows)
+        return self._with_index(batch, rows)
+
+    def _with_index(self, batch, rows):
+        if self.cfg.return_index and isinstance(batch, dict):
+            batch["index"] = np.asarray(rows, dtype=np.int64).reshape(-1, 1)
+        return batch
+
+    def _through_workers(self, out_q, depth):
+        from .workers import WorkerPool
+
+        if self._workers is None or self._workers.closed:
+            self._workers = WorkerPool(self.cfg.num_workers, self.transform, self.per_tensor, self.cfg.collate_fn)
+        workers = self._workers
+        held, done, next_id, sent, finished = {}, {}, 0, 0, False
+        while True:
+            while not finished and sent - next_id < depth:
+                item = out_q.get()
+                if item is _DONE:
+                    finished = True
+                    break
+                if isinstance(item, _Failure):
+                    raise item.exc
+                rows, columns = item
+                payload = {}
+                for name, v in columns.items():
+                    path = self.pool.block_of(v) if isinstance(v, np.ndarray) else None
+                    payload[name] = ("shm", (path, v.shape, v.dtype.str)) if path else ("obj", v)
+                held[sent] = (rows, columns)  # keeps the shared blocks leased until the worker is done
+                workers.submit(sent, rows, payload)
+                sent += 1
+            if next_id == sent and finished:
+                return
+            while next_id not in done:
+                batch_id, result = workers.result()
+                done[batch_id] = result
+            rows, _ = held.pop(next_id)
+            yield self._with_index(done.pop(next_id), rows)
+            next_id += 1
+
+    # ------------------------------------------------------------------------------ lifetime
+    def _close_workers(self):
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
+
+    @staticmethod
+    def _shutdown(active, workers_box, pool):
+        for _, stop in list(active):
+            stop.set()
+        pool.close()
+
+    def close(self):
+        for thread, stop in list(self._active):
+            stop.set()
+            thread.join(timeout=5)
+        self._close_workers()
+        self._finalizer()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

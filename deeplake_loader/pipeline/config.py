@@ -1,0 +1,33 @@
+"""The frozen configuration one DeepLakeDataLoader chain describes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    dataset: Any
+    tensors: Optional[tuple] = None  # None: every visible tensor
+    batch_size: int = 1
+    drop_last: bool = False
+    shuffle: bool = False
+    buffer_size: int = 2048  # MB of compressed samples in the shuffle buffer
+    offset: int = 0
+    transform: Any = None  # None | callable | {tensor: callable | None}
+    collate_fn: Optional[Callable] = None
+    decode_method: dict = field(default_factory=dict)  # tensor -> 'numpy' | 'tobytes' | 'pil'
+    return_index: bool = True
+    num_workers: int = 0
+    num_threads: Optional[int] = None
+    prefetch_factor: int = 2
+    persistent_workers: bool = False
+    distributed: bool = False
+    query_rows: Any = None  # int64 rows of `dataset` a query selected
+    query_tensors: Optional[tuple] = None  # projection of `select t1, t2`
+    sample: Any = None  # (weights, replace, size)
+    mode: Optional[str] = None  # 'pytorch' | 'tensorflow' | 'numpy'
+
+    def with_(self, **changes) -> "LoaderConfig":
+        return replace(self, **changes)

@@ -1,0 +1,125 @@
+"""Fetch and decode: run the plan's steps (one load per chunk of the primary tensor), hold the
+compressed samples of rows waiting in the shuffle buffer, and assemble each batch's columns —
+images decoded by the native batch kernel on ``num_threads`` threads into pooled memory (or
+straight to the crop size when the tensor's transform starts with RandomResizedCrop)."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+
+from .._kernels import decode as K
+from ..errors import DecodeError, UnsupportedError
+from ..format import compression
+from ..transforms import RandomResizedCrop
+
+
+def fused_crop(transform):
+    """(RandomResizedCrop, rest of the transform or None) when a tensor's transform is, or starts
+    with, our RandomResizedCrop; else (None, transform)."""
+    if isinstance(transform, RandomResizedCrop):
+        return transform, None
+    parts = getattr(transform, "transforms", None)
+    if isinstance(transform, (list, tuple)):
+        parts = list(transform)
+    if parts and isinstance(parts[0], RandomResizedCrop):
+        rest = list(parts[1:])
+        return parts[0], (_Chain(rest) if rest else None)
+    return None, transform
+
+
+class _Chain:
+    def __init__(self, parts):
+        self.parts = parts
+
+    def __call__(self, x):
+        for p in self.parts:
+            x = p(x)
+        return x
+
+
+class Column:
+    """How one tensor is read: decode method, native image path, fused crop."""
+
+    def __init__(self, ds, name, method, transform):
+        self.name, self.method = name, method
+        self.reader = ds._reader(name)
+        r = self.reader
+        r.check_readable()
+        self.native = (r.sample_compression in compression.KERNEL_CODECS and not r.tiles and r.seq is None)
+        self.crop, self.transform = (fused_crop(transform) if (self.native and method == "numpy") else (None, transform))
+        if method == "pil" and r.sample_compression not in compression.KERNEL_CODECS:
+            raise ValueError(f"decode_method 'pil' is only for jpeg/png image tensors; tensor '{name}' has "
+                             f"sample_compression={r.sample_compression!r}. Use 'numpy' or 'tobytes'.")
+        if method == "tobytes" and r.chunk_compression not in (None, "lz4"):
+            raise UnsupportedError(f"decode_method 'tobytes' for tensor '{name}': its samples share one "
+                                   f"{r.chunk_compression} image per chunk and have no bytes of their own")
+
+    @property
+    def wants_bytes(self) -> bool:
+        return self.method in ("tobytes", "pil") or self.native
+
+    def raw(self, rows):
+        """Per-row stored bytes (when bytes are what this column decodes from) or decoded values."""
+        if self.wants_bytes:
+            return [bytes(b) for b in self.reader.stored_bytes(rows)]
+        return self.reader.read_many(rows)
+
+    def raw_from_chunk(self, chunk, rows, locals_):
+        """The same, for rows of one already loaded chunk of this (primary) tensor."""
+        if self.wants_bytes and not self.reader.tiles:
+            ranges = chunk.byte_ranges(locals_)
+            return [bytes(chunk.data[s:e]) for s, e in ranges]
+        return self.raw(rows)
+
+
+class Decoder:
+    def __init__(self, pool, num_threads):
+        self.pool = pool
+        self.num_threads = num_threads or os.cpu_count() or 1
+
+    def column(self, col: Column, values, rows, rng):
+        """The batch's column: an (B, ...) array when possible, else a list."""
+        if col.method == "tobytes":
+            return values
+        if col.method == "pil":
+            from PIL import Image
+
+            return [Image.open(io.BytesIO(v)) if len(v) else None for v in values]
+        if not col.native:
+            return values
+        try:
+            return self._images(col, values, rows, rng)
+        except DecodeError as e:
+            pos = e.position if e.position is not None else 0
+            raise DecodeError(str(e).split(" (")[0], tensor=col.name, index=int(rows[pos])) from None
+
+    def _images(self, col, bufs, rows, rng):
+        if any(not len(b) for b in bufs):  # empty samples (None appended): one by one, no crop
+            return [np.zeros(col.reader.shape_of(int(r)), np.uint8) if not len(b) else K.decode([b])[0]
+                    for b, r in zip(bufs, rows)]
+        if col.crop is not None:
+            infos = [K.image_info(b) for b in bufs]
+            boxes, flips = col.crop.plan_many([(s[1], s[2]) for s in infos], rng)
+            chans = {s[3] for s in infos}
+            c = chans.pop() if len(chans) == 1 else 3
+            out = self.pool.array((len(bufs),) + col.crop.size + (c,), np.uint8)
+            K.decode_crop_batch(bufs, boxes, flips, out, num_threads=self.num_threads)
+            return out
+        infos = []
+        for i, b in enumerate(bufs):
+            try:
+                infos.append(K.image_info(b))
+            except DecodeError as e:
+                raise DecodeError(str(e).split(" (")[0], position=i) from None
+        shapes = {(s[1], s[2], s[3], s.dtype) for s in infos}
+        if len(shapes) == 1:
+            h, w, c, dtype = shapes.pop()
+            out = self.pool.array((len(bufs), h, w, c), dtype)
+        else:
+            out = [np.empty((s[1], s[2], s[3]), s.dtype) for s in infos]
+        K.decode_batch(bufs, out, num_threads=self.num_threads)
+        return out
+
