@@ -52,10 +52,14 @@ def base_rows(cfg) -> np.ndarray:
 
 
 def sampled_count(cfg, n: int) -> int:
+    """Rows after sample_by: ``size``, else every row (with replacement) or every row with a positive
+    weight (without: a weighted reordering)."""
     if cfg.sample is None:
         return n
-    _, replace, size = cfg.sample
-    return n if size is None else int(size)
+    weights, replace, size = cfg.sample
+    if size is not None:
+        return int(size)
+    return n if replace else int(np.count_nonzero(weights))
 
 
 def rank_slice(n: int, rank: int, world_size: int):
@@ -81,8 +85,8 @@ def epoch_order(cfg, epoch: int) -> np.ndarray:
     rows = base_rows(cfg)
     rank, w = world(cfg)
     if cfg.sample is not None and len(rows):
-        weights, replace, size = cfg.sample
-        size = len(rows) if size is None else int(size)
+        weights, replace, _ = cfg.sample
+        size = sampled_count(cfg, len(rows))
         seed = dl_random.stream("sample_by", epoch)  # the same draw on every rank, then sliced
         if replace:
             picks = sampling.AliasSampler(weights).draw(size, seed)
