@@ -21,10 +21,8 @@ def fused_crop(transform):
     with, our RandomResizedCrop; else (None, transform)."""
     if isinstance(transform, RandomResizedCrop):
         return transform, None
-    parts = getattr(transform, "transforms", None)
-    if isinstance(transform, (list, tuple)):
-        parts = list(transform)
-    if parts and isinstance(parts[0], RandomResizedCrop):
+    parts = getattr(transform, "transforms", None)  # torchvision.transforms.Compose and alike
+    if isinstance(parts, (list, tuple)) and parts and isinstance(parts[0], RandomResizedCrop):
         rest = list(parts[1:])
         return parts[0], (_Chain(rest) if rest else None)
     return None, transform
