@@ -26,7 +26,13 @@ def _worker_main(task_q, result_q, blob):
     from .collate import apply_transforms, collate
     from .memory import map_shared
 
-    transform, per_tensor, collate_fn = pickle.loads(blob)
+    try:
+        transform, per_tensor, collate_fn = pickle.loads(blob)
+    except BaseException as e:  # noqa: BLE001 - e.g. the transform's module is not importable here
+        result_q.put((None, False, (pickle.dumps(WorkerError(
+            f"a worker process could not load the transform ({type(e).__name__}: {e}); worker processes import "
+            "it by module name, so it must live in an importable module")), traceback.format_exc())))
+        return
     maps: dict = {}
     while True:
         task = task_q.get()
@@ -105,7 +111,7 @@ class WorkerPool:
             err, tb = data
             self.close()
             exc = pickle.loads(err)
-            if isinstance(exc, TransformError):
+            if isinstance(exc, (TransformError, WorkerError)):
                 raise exc
             raise TransformError(f"a worker raised {type(exc).__name__}: {exc}", traceback_text=tb) from exc
 
