@@ -189,6 +189,8 @@ class Evaluator:
                     col = Col("num", arr[:, 0] if arr.ndim == 2 and arr.shape[1] == 1 else arr, names, name)
                 else:
                     col = Col("ragged", data, names, name)
+        col.data = _widen(col.data) if col.kind == "num" else (
+            [_widen(np.asarray(x)) for x in col.data] if col.kind == "ragged" else col.data)
         self._columns[name] = col
         return col
 
@@ -323,6 +325,16 @@ class Evaluator:
         if len(node.args) != arity:
             raise self.fail(node, f"{node.func}() takes {arity} argument{'s' if arity != 1 else ''}, got {len(node.args)}")
         return fn(self, node, *node.args)
+
+
+def _widen(a):
+    """Integers as int64 and floats as float64, so arithmetic with literals neither wraps (uint32
+    labels - 3) nor overflows, and matches Python's numbers."""
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64)
+    if a.dtype.kind == "f":
+        return a.astype(np.float64)
+    return a
 
 
 def _rows_of(ev, v, node):
