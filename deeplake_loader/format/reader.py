@@ -13,9 +13,12 @@ import numpy as np
 from ..errors import CorruptDatasetError, DecodeError, DeepLakeLoaderError, UnsupportedError
 from . import compression
 from .chunk import Chunk
-from .encoders import ChunkIdEncoder, SequenceEncoder, TileEncoder
+from .._kernels.chunk import parse_header
+from .encoders import ChunkIdEncoder, SequenceEncoder, TileEncoder, locate
 from .meta import loads, read_json
 
+_HEADER_GUESS = 65536
+_WHOLE_CHUNK = object()
 TEXT_HTYPES = {"text", "json", "list", "tag"}
 SUPPORTED_HTYPES = {None, "generic", "image", "image.rgb", "image.gray", "class_label", "bbox", "bbox.3d",
                     "text", "json", "list", "tag", "embedding", "binary_mask", "segment_mask",
@@ -229,6 +232,10 @@ class TensorReader:
             return self._read_tiled(item)
         erow, local = self.enc.locate([item])
         name = ChunkIdEncoder.name(self.enc.table[erow[0], 0])
+        if self.storage.prefers_ranges and name not in self._chunks and self.chunk_compression is None:
+            value = self._read_item_ranged(item, name, int(local[0]))
+            if value is not _WHOLE_CHUNK:
+                return value
         try:
             chunk = self.load_chunk(name)
             local = int(local[0])
@@ -242,6 +249,38 @@ class TensorReader:
                 return chunk.canvas_sample(local).astype(self.dtype or np.uint8, copy=False)
             return self._decode_array(chunk.payload(local), shape, item, chunk.key)
         except (CorruptDatasetError, DecodeError) as e:
+            raise self._wrap(e, item) from None
+
+    def _read_item_ranged(self, item: int, name: str, local: int):
+        """One sample of a remote chunk with two range reads: the header (first 64 kB, the same
+        guess deeplake makes), then the sample's bytes. _WHOLE_CHUNK when the whole chunk is needed."""
+        key = self.vs.chunk_key(self.key, name)
+        try:
+            head = self.storage.get_range(key, 0, _HEADER_GUESS)
+        except KeyError:
+            raise CorruptDatasetError("chunk file is missing", tensor=self.name, index=item, key=key) from None
+        try:
+            _, shapes, bpos, offset = parse_header(head)
+        except ValueError:
+            return _WHOLE_CHUNK  # a header longer than the guess (or a broken one: the full read says which)
+        if not len(bpos):
+            return _WHOLE_CHUNK
+        header = Chunk(shapes, bpos, memoryview(b""), key=key, tensor=self.name)
+        if local >= header.num_samples:
+            raise CorruptDatasetError(f"the chunk index points to sample {local} of a chunk holding "
+                                      f"{header.num_samples}", tensor=self.name, index=item, key=key)
+        rows, first = locate(header._bpos_last, [local])
+        nbytes = int(bpos[rows[0], 0])
+        start = offset + int(bpos[rows[0], 1]) + (local - int(first[0])) * nbytes
+        raw = self.storage.get_range(key, start, start + nbytes) if nbytes else b""
+        if len(raw) != nbytes:
+            raise CorruptDatasetError(f"sample needs bytes {start}..{start + nbytes} of the chunk, which ends at "
+                                      f"{start + len(raw)} (truncated?)", tensor=self.name, index=item, key=key)
+        if self.is_text:
+            return self._decode_text(raw, item, key)
+        try:
+            return self._decode_array(raw, header.shape(local), item, key)
+        except CorruptDatasetError as e:
             raise self._wrap(e, item) from None
 
     def _read_tiled(self, item: int):

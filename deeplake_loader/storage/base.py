@@ -13,6 +13,8 @@ class StorageProvider:
     """
 
     root: str = ""
+    # remote stores: a single sample is read with two range requests (chunk header, then its bytes)
+    prefers_ranges: bool = False
 
     def get(self, key: str) -> bytes:
         raise NotImplementedError

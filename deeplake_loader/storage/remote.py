@@ -8,6 +8,8 @@ from deeplake_loader.storage.base import StorageProvider
 
 
 class FsspecProvider(StorageProvider):
+    prefers_ranges = True
+
     def __init__(self, url: str, **storage_options):
         try:
             import fsspec

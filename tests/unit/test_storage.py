@@ -57,3 +57,29 @@ def test_local_put_leaves_no_temp_files(tmp_path):
     for i in range(5):
         store.put("x/y", bytes([i]) * 100)
     assert sorted(p.name for p in (tmp_path / "ds" / "x").iterdir()) == ["y"]
+
+
+def test_single_samples_of_remote_datasets_use_range_reads(tmp_path, monkeypatch):
+    """t[i].numpy() on an fsspec URL reads the chunk header and the sample's bytes, not the chunk."""
+    pytest.importorskip("fsspec")
+    import numpy as np
+
+    import deeplake_loader as dl
+    from deeplake_loader.storage.remote import FsspecProvider
+
+    url = f"memory://ranges_{tmp_path.name}"
+    ds = dl.empty(url, overwrite=True)
+    with ds:
+        ds.create_tensor("x", dtype="int32")
+        ds.create_tensor("t", htype="text")
+        ds.extend({"x": [np.arange(i, i + 1000, dtype=np.int32) for i in range(40)], "t": [f"row {i}" for i in range(40)]})
+    whole, ranges = [], []
+    real_get, real_range = FsspecProvider.get, FsspecProvider.get_range
+    monkeypatch.setattr(FsspecProvider, "get", lambda self, k: whole.append(k) or real_get(self, k))
+    monkeypatch.setattr(FsspecProvider, "get_range", lambda self, k, a, b: ranges.append((k, a, b)) or real_range(self, k, a, b))
+    again = dl.load(url, read_only=True)
+    assert again.x[17].numpy().tolist() == list(range(17, 1017))
+    assert again.t[33].data()["value"] == "row 33"
+    assert not [k for k in whole if "/chunks/" in k]
+    sample_reads = [(a, b) for k, a, b in ranges if "/chunks/" in k and a > 0]
+    assert any(b - a == 4000 for a, b in sample_reads)  # one int32 sample of 1000 values
