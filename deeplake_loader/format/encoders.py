@@ -109,7 +109,8 @@ class ChunkIdEncoder:
         self.table = np.concatenate([self.table, np.array([[chunk_id, last]], np.uint64)])
 
     def set_last(self, last: int):
-        self.table = self.table.copy()
+        if not self.table.flags.writeable:
+            self.table = self.table.copy()
         self.table[-1, 1] = last
 
 

@@ -61,6 +61,20 @@ class Stored:
         return len(self.payload) if self.array is None else self.array.nbytes
 
 
+class _Tail:
+    """The open last chunk: its id, samples and their running byte count."""
+
+    __slots__ = ("cid", "samples", "nbytes")
+
+    def __init__(self, cid, samples):
+        self.cid, self.samples = cid, samples
+        self.nbytes = sum(x.nbytes for x in samples)
+
+    def add(self, s):
+        self.samples.append(s)
+        self.nbytes += s.nbytes
+
+
 class TensorWriter:
     """Pending appends of one tensor and the state needed to write them."""
 
@@ -74,7 +88,7 @@ class TensorWriter:
                                         key=base + "chunks_index/unsharded")
         self.tiles = TileEncoder.parse(storage.get_or_none(base + "tiles_index/unsharded"), tensor=name,
                                        key=base + "tiles_index/unsharded")
-        self.tail = None  # (chunk id, [Stored], first global index) of the open last chunk
+        self.tail = None  # the open last chunk (_Tail)
         self.dirty_chunks: dict = {}  # chunk id -> [Stored] to write
         self.tile_chunks: dict = {}  # chunk id -> Stored (one tile)
         self.pending = 0
@@ -249,7 +263,7 @@ class TensorWriter:
                 stored.append(Stored(shape, array=chunk.canvas_sample(local)))
             else:
                 stored.append(Stored(shape, bytes(chunk.payload(local))))
-        return [int(last[0]), stored, first]
+        return _Tail(int(last[0]), stored)
 
     def add(self, stored, plan):
         """Take prepared samples (no validation left to fail)."""
@@ -275,20 +289,27 @@ class TensorWriter:
             if s.shape is not None:
                 self._bounds(s.shape)
             if self._tileable(s):
+                self._close_tail(g - 1)
                 self._tile(s, g)
-                self.tail = None
                 continue
             tail = self.tail
-            if tail is None or (tail[1] and sum(x.nbytes for x in tail[1]) + s.nbytes > half):
-                cid = uuid.uuid4().int >> 64
-                self.tail = tail = [cid, [], g]
-                self.enc.append_row(cid, g)
-            tail[1].append(s)
-            self.enc.set_last(g)
-            self.dirty_chunks[tail[0]] = tail[1]
+            if tail is None or (tail.samples and tail.nbytes + s.nbytes > half):
+                self._close_tail(g - 1)
+                tail = self.tail = _Tail(uuid.uuid4().int >> 64, [])
+                self.enc.append_row(tail.cid, g)
+            tail.add(s)
+            self.dirty_chunks[tail.cid] = tail.samples
+        if self.tail is not None:
+            self.enc.set_last(length - 1)
         self.meta["length"] = length
         self.pending += len(stored)
         self.meta_dirty = True
+
+    def _close_tail(self, last):
+        """The open chunk ends at row ``last``: fix its chunk-index row before another row follows."""
+        if self.tail is not None:
+            self.enc.set_last(last)
+            self.tail = None
 
     def _empty(self, s, ndim):
         """An empty sample (None) gets an all-zero shape once the tensor's ndim is known."""
