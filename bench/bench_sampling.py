@@ -17,7 +17,7 @@ import _common as C  # noqa: E402
 import numpy as np  # noqa: E402
 
 from deeplake_loader._kernels.sampling import AliasSampler, sample_without_replacement  # noqa: E402
-from deeplake_loader._kernels.shuffle import ReservoirShuffler, permutation, quality  # noqa: E402
+from deeplake_loader._kernels.shuffle import ReservoirShuffler, locality, permutation, quality  # noqa: E402
 
 DRAWS = 1_000_000
 
@@ -57,11 +57,14 @@ def main():
             return np.concatenate(outs)
 
         t = C.time_it(run, repeat=3)
-        disp, rho = quality(run())
-        print(f"  buffer {budget_mb:>6} MB: {rows / t / 1e6:6.1f} M rows/s, mean |displacement| {disp:.3f} "
-              f"(uniform: 0.333), rank correlation {rho:+.3f} (uniform: 0)")
-    disp, rho = quality(permutation(rows, 1))
-    print(f"  full permutation   : mean |displacement| {disp:.3f}, rank correlation {rho:+.3f}")
+        order = run()
+        disp, rho = quality(order)
+        print(f"  buffer {budget_mb:>6} MB: {rows / t / 1e6:6.1f} M rows/s, same-chunk neighbours "
+              f"{locality(order, per_chunk):.3f}, mean |displacement| {disp:.3f}, rank correlation {rho:+.3f}")
+    full = permutation(rows, 1)
+    disp, rho = quality(full)
+    print(f"  full permutation   : same-chunk neighbours {locality(full, per_chunk):.3f}, "
+          f"mean |displacement| {disp:.3f}, rank correlation {rho:+.3f}")
 
 
 if __name__ == "__main__":

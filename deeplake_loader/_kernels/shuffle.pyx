@@ -132,3 +132,13 @@ def quality(order, n=None):
     d = o - pos
     rho = 1.0 - 6.0 * float((d * d).sum()) / (n * (n * n - 1.0))
     return float(displacement), rho
+
+
+def locality(order, group_size: int) -> float:
+    """Fraction of consecutive rows of ``order`` that come from the same group of ``group_size``
+    rows (a chunk): about 1 when chunks are read one after the other, about group_size / n for a
+    uniform permutation. Shows what a bigger shuffle buffer buys inside the permuted chunk order."""
+    o = np.asarray(order, dtype=np.int64) // int(group_size)
+    if len(o) < 2:
+        return 1.0
+    return float(np.count_nonzero(o[1:] == o[:-1])) / (len(o) - 1)

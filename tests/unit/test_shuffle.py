@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from deeplake_loader import random as dl_random
-from deeplake_loader._kernels.shuffle import ReservoirShuffler, permutation, quality
+from deeplake_loader._kernels.shuffle import ReservoirShuffler, locality, permutation, quality
 
 
 def run(budget, chunks, seed=0, warmup=0.5):
@@ -86,3 +86,12 @@ def test_random_seed_streams():
     assert x != dl_random.stream("shuffle", epoch=1)
     with pytest.raises(ValueError):
         dl_random.seed(-3)
+
+
+def test_locality_shows_the_buffer_effect():
+    chunks = [(100, 10_000)] * 100
+    small, _, _ = run(10_000 * 50, chunks, 1)
+    big, _, _ = run(10_000 * 5_000, chunks, 1)
+    assert locality(np.arange(10_000), 100) > 0.98
+    assert locality(big, 100) < locality(small, 100)
+    assert locality(permutation(10_000, 2), 100) < 0.03
