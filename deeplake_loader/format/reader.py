@@ -314,28 +314,13 @@ class TensorReader:
             return [self._read_item(i) for i in self.seq.items(int(row))]
         return self._read_item(int(row))
 
-    def read_many(self, rows, aslist: bool = True):
-        """Samples of rows, decoding each chunk once; image files of a chunk go to the batch kernel."""
+    def read_many(self, rows):
+        """Samples of rows (a list); image files of one chunk go to the batch kernel together."""
         self.check_readable()
         rows = self._items(rows)
-        if self.seq is not None or self.is_text or self.sample_compression not in compression.KERNEL_CODECS:
-            out = [self.read(int(r)) for r in rows] if self.seq is not None or self.tiles \
-                else self._read_grouped(rows)
-        else:
-            out = self._read_images(rows)
-        if aslist:
-            return out
-        return out
-
-    def _read_grouped(self, rows):
-        out = [None] * len(rows)
-        for name, pos, local in self.chunk_plan(rows):
-            if name is None:
-                out[pos[0]] = self._read_item(int(local[0]))
-                continue
-            for p in pos:
-                out[p] = self._read_item(int(rows[p]))
-        return out
+        if self.seq is None and not self.is_text and self.sample_compression in compression.KERNEL_CODECS:
+            return self._read_images(rows)
+        return [self.read(int(r)) if self.seq is not None else self._read_item(int(r)) for r in rows]
 
     def _read_images(self, rows):
         out = [None] * len(rows)

@@ -62,12 +62,7 @@ class Pipeline:
     def _produce(self, epoch: int, out_q: queue.Queue, stop: threading.Event):
         try:
             for item in self._decoded_batches(epoch):
-                while not stop.is_set():
-                    try:
-                        out_q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                self._put(out_q, item, stop)
                 if stop.is_set():
                     return
             self._put(out_q, _DONE, stop)
