@@ -63,7 +63,7 @@ class Column:
         """Per-row stored bytes (when bytes are what this column decodes from) or decoded values."""
         if self.wants_bytes:
             return [bytes(b) for b in self.reader.stored_bytes(rows)]
-        return self.reader.read_many(rows)
+        return self.reader.column(rows)  # one (B, ...) array for fixed-shape raw tensors (labels), else a list
 
     def raw_from_chunk(self, chunk, rows, locals_):
         """The same, for rows of one already loaded chunk of this (primary) tensor."""
