@@ -403,5 +403,44 @@ class TensorReader:
             out[pos] = block[local]
         return out
 
+    def ragged_column(self, rows=None):
+        """(values (M, *trail), offsets (N+1)) of a tensor whose rows differ in their first dimension
+        only (boxes, multi-labels), stored raw or lz4-chunked: row r is values[offsets[r]:offsets[r+1]].
+        Built chunk by chunk by a native copy loop. None when the tensor is not of that kind."""
+        from .._kernels.ragged import scatter_rows
+
+        lo, hi = self.min_shape, self.max_shape
+        if (self.is_text or self.seq is not None or self.tiles or self.sample_compression is not None
+                or self.chunk_compression not in (None, "lz4") or not hi or tuple(lo[1:]) != tuple(hi[1:])):
+            return None
+        self.check_readable()
+        rows = np.arange(len(self), dtype=np.int64) if rows is None else self._items(rows)
+        trail = tuple(int(x) for x in hi[1:])
+        dtype = self.dtype
+        per = int(np.prod(trail)) * dtype.itemsize
+        first = np.zeros(len(rows), np.int64)
+        plan = self.chunk_plan(rows)
+        for name, pos, local in plan:
+            chunk = self.load_chunk(name)
+            shapes = self._chunk_call(chunk.shapes_of, rows, pos, local)
+            if shapes.shape[1] != len(hi) or np.any(shapes[:, 1:] != trail):
+                return None  # e.g. empty samples stored with another trailing shape
+            first[pos] = shapes[:, 0]
+        offsets = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(first, out=offsets[1:])
+        out = np.empty(int(offsets[-1]) * per, np.uint8)
+        for name, pos, local in plan:
+            chunk = self.load_chunk(name)
+            ranges = self._chunk_call(chunk.byte_ranges, rows, pos, local)
+            nbytes = ranges[:, 1] - ranges[:, 0]
+            bad = np.nonzero(nbytes != first[pos] * per)[0]
+            if len(bad):
+                raise CorruptDatasetError(f"payload of {int(nbytes[bad[0]])} bytes for a sample of shape "
+                                          f"{(int(first[pos[bad[0]]]),) + trail} {dtype}", tensor=self.name,
+                                          index=int(rows[pos[bad[0]]]), key=chunk.key)
+            scatter_rows(np.frombuffer(chunk.data, np.uint8), np.ascontiguousarray(ranges[:, 0]),
+                         np.ascontiguousarray(nbytes), out, np.ascontiguousarray(offsets[pos] * per))
+        return out.view(dtype).reshape((int(offsets[-1]),) + trail), offsets
+
     def forget(self):
         self._chunks.clear()

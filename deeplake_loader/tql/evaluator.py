@@ -2,7 +2,10 @@
 
 A value over the N rows of the dataset is a ``Col``:
   num     ndarray (N, ...) of numbers/bools (one row per dataset row)
-  ragged  list of N ndarrays of differing shapes (variable-shape and multi-label tensors)
+  csr     (values (M, ...), offsets (N+1)): rows that differ in their first dimension only
+          (boxes, multi-labels), row r = values[offsets[r]:offsets[r+1]]; reduced per row by the
+          native loops of _kernels/ragged.pyx
+  ragged  list of N ndarrays of differing shapes (anything else variable-shaped)
   str     object ndarray (N,) of str (text tensors)
   obj     list of N Python objects (json/list tensors)
 Literals stay Python scalars and broadcast. Each tensor column is loaded once per query, chunk by
@@ -18,6 +21,7 @@ import numpy as np
 
 from .. import random as dl_random
 from .._kernels import sampling
+from .._kernels.ragged import segment_bool, segment_reduce
 from ..errors import TQLError
 from . import ast
 from .lexer import error
@@ -177,8 +181,11 @@ class Evaluator:
         elif htype in ("json", "list", "tag"):
             col = Col("obj", r.read_many(self.rows), tensor=name)
         else:
-            data = r.column(self.rows)
-            if isinstance(data, np.ndarray):
+            csr = None if r.min_shape == r.max_shape else r.ragged_column(self.rows)
+            data = csr if csr is not None else r.column(self.rows)
+            if csr is not None:
+                col = Col("csr", (_widen(csr[0]), csr[1]), names, name)
+            elif isinstance(data, np.ndarray):
                 if data.ndim == 2 and data.shape[1] == 1:
                     data = data[:, 0]  # one value per row: scalars and single labels
                 col = Col("num", data, names, name)
@@ -189,8 +196,10 @@ class Evaluator:
                     col = Col("num", arr[:, 0] if arr.ndim == 2 and arr.shape[1] == 1 else arr, names, name)
                 else:
                     col = Col("ragged", data, names, name)
-        col.data = _widen(col.data) if col.kind == "num" else (
-            [_widen(np.asarray(x)) for x in col.data] if col.kind == "ragged" else col.data)
+        if col.kind == "num":
+            col.data = _widen(col.data)
+        elif col.kind == "ragged":
+            col.data = [_widen(np.asarray(x)) for x in col.data]
         self._columns[name] = col
         return col
 
@@ -212,7 +221,7 @@ class Evaluator:
             flip = {operator.lt: operator.gt, operator.gt: operator.lt, operator.le: operator.ge,
                     operator.ge: operator.le}
             return self.compare(flip.get(op, op), b, a, node)
-        if isinstance(b, str) and a.kind in ("num", "ragged"):
+        if isinstance(b, str) and a.kind in ("num", "ragged", "csr"):
             b = self._labels(a, b, node)
         elif isinstance(b, Col) and b.kind == "str" and a.kind != "str" or \
                 a.kind == "str" and not (isinstance(b, str) or isinstance(b, Col) and b.kind == "str"):
@@ -226,8 +235,11 @@ class Evaluator:
             if isinstance(v, str) or isinstance(v, Col) and v.kind in ("str", "obj"):
                 raise self.fail(node, "arithmetic needs numbers")
         if b is None:
-            return Col(a.kind, [op(x) for x in a.data] if a.kind == "ragged" else op(a.data)) \
-                if isinstance(a, Col) else op(a)
+            if not isinstance(a, Col):
+                return op(a)
+            if a.kind == "csr":
+                return Col("csr", (op(a.data[0]), a.data[1]))
+            return Col(a.kind, [op(x) for x in a.data] if a.kind == "ragged" else op(a.data))
         if not isinstance(a, Col) and not isinstance(b, Col):
             return op(a, b)
         return self.elementwise(op, a, b, node)
@@ -236,6 +248,11 @@ class Evaluator:
         def val(v):
             return v.data if isinstance(v, Col) else v
 
+        if any(isinstance(v, Col) and v.kind == "csr" for v in (a, b)):
+            out = _csr_elementwise(op, a, b)
+            if out is not None:
+                return out
+            a, b = _as_list(a), _as_list(b)
         ragged = any(isinstance(v, Col) and v.kind == "ragged" for v in (a, b))
         if ragged:
             av = val(a) if isinstance(a, Col) else [a] * self.n
@@ -262,6 +279,9 @@ class Evaluator:
             if d.ndim == 1:
                 return d.astype(bool)
             return reduce(d.reshape(len(d), -1).astype(bool), axis=1)
+        if v.kind == "csr":
+            flat, offsets = _flat(v)
+            return segment_bool(flat.astype(bool).view(np.uint8), offsets, _ANY if reduce is np.any else _ALL)
         if v.kind == "ragged":
             return np.array([bool(reduce(np.asarray(x, dtype=bool))) for x in v.data], dtype=bool)
         if v.kind == "str":
@@ -294,6 +314,17 @@ class Evaluator:
         idx = tuple(idx)
         if not isinstance(v, Col) or v.kind in ("str", "obj"):
             raise self.fail(node, "only numeric tensors and shape(...) can be indexed")
+        if v.kind == "csr" and idx[0] == slice(None):
+            values, offsets = v.data
+            if values.ndim < len(idx):
+                raise self.fail(node, f"index has {len(idx)} dimensions, the rows have {values.ndim}")
+            try:
+                return Col("csr", (values[idx], offsets), v.class_names, v.tensor)
+            except IndexError:
+                raise self.fail(node, "index out of range for rows of shape (n, "
+                                      f"{', '.join(str(d) for d in values.shape[1:])})") from None
+        if v.kind == "csr":
+            v = _as_list(v)
         if v.kind == "num":
             d = np.asarray(v.data)
             if d.ndim - 1 < len(idx):
@@ -327,6 +358,48 @@ class Evaluator:
         return fn(self, node, *node.args)
 
 
+_ANY, _ALL, _ALL_STRICT = 0, 1, 2
+_OPS = {"sum": 0, "min": 1, "max": 2, "mean": 3}
+
+
+def _flat(col):
+    """(per-element values, per-row element offsets) of a csr column."""
+    values, offsets = col.data
+    per = int(np.prod(values.shape[1:])) if values.ndim > 1 else 1
+    return np.ascontiguousarray(values).reshape(-1), offsets * per
+
+
+def _as_list(v):
+    """A csr column as a list of per-row arrays (for the operations without a native loop)."""
+    if isinstance(v, Col) and v.kind == "csr":
+        values, offsets = v.data
+        return Col("ragged", [values[offsets[r]:offsets[r + 1]] for r in range(len(offsets) - 1)],
+                   v.class_names, v.tensor)
+    return v
+
+
+def _csr_elementwise(op, a, b):
+    """op over a csr column and a literal, a per-row number or a csr column of the same rows;
+    None if the operands need the per-row path."""
+    csr = a if isinstance(a, Col) and a.kind == "csr" else b
+    values, offsets = csr.data
+
+    def operand(v):
+        if not isinstance(v, Col):
+            return v
+        if v.kind == "csr":
+            return v.data[0] if np.array_equal(v.data[1], offsets) and v.data[0].shape == values.shape else None
+        if v.kind == "num" and np.asarray(v.data).ndim == 1:
+            per_row = np.repeat(np.asarray(v.data), np.diff(offsets))
+            return per_row.reshape(per_row.shape + (1,) * (values.ndim - 1))
+        return None
+
+    x, y = operand(a), operand(b)
+    if x is None or y is None:
+        return None
+    return Col("csr", (np.asarray(op(x, y)), offsets), csr.class_names, csr.tensor)
+
+
 def _widen(a):
     """Integers as int64 and floats as float64, so arithmetic with literals neither wraps (uint32
     labels - 3) nor overflows, and matches Python's numbers."""
@@ -351,7 +424,11 @@ def _rows_of(ev, v, node):
 
 def _reduce(name, fn, empty):
     def f(ev, node, arg):
-        rows = _rows_of(ev, ev.eval(arg), arg)
+        v = ev.eval(arg)
+        if isinstance(v, Col) and v.kind == "csr":
+            flat, offsets = _flat(v)
+            return Col("num", segment_reduce(np.ascontiguousarray(flat, dtype=np.float64), offsets, _OPS[name]))
+        rows = _rows_of(ev, v, arg)
         if isinstance(rows, np.ndarray):
             if rows.shape[1] == 0:
                 return Col("num", np.full(len(rows), empty))
@@ -374,6 +451,9 @@ def _contains(ev, node, target, value_node):
         return Col("num", np.array([value in x if isinstance(x, (list, dict, str)) else False for x in v.data]))
     if isinstance(value, str):
         value = ev._labels(v, value, value_node)
+    if v.kind == "csr":
+        flat, offsets = _flat(v)
+        return Col("num", segment_bool((flat == value).view(np.uint8), offsets, _ANY))
     rows = _rows_of(ev, v, target)
     if isinstance(rows, np.ndarray):
         return Col("num", (rows == value).any(axis=1))
@@ -385,6 +465,10 @@ def _shape(ev, node, target):
         r = ev.reader(target)
         if r.min_shape == r.max_shape and r.seq is None and not r.tiles:
             return Col("num", np.tile(np.array(r.min_shape, np.int64), (ev.n, 1)))
+        col = ev.column(target) if not r.sample_compression else None
+        if col is not None and col.kind == "csr":
+            values, offsets = col.data
+            return Col("num", np.column_stack([np.diff(offsets)] + [np.full(ev.n, d, np.int64) for d in values.shape[1:]]))
         return Col("num", _stack_shapes([r.shape_of(int(i)) for i in ev.rows]))
     v = ev.eval(target)
     if not isinstance(v, Col) or v.kind not in ("num", "ragged"):
@@ -407,6 +491,8 @@ def _len(ev, node, target):
         return Col("num", np.array([len(s) for s in v.data], np.int64))
     if v.kind == "obj":
         return Col("num", np.array([len(x) if hasattr(x, "__len__") else 1 for x in v.data], np.int64))
+    if v.kind == "csr":
+        return Col("num", np.diff(v.data[1]))
     if v.kind == "ragged":
         return Col("num", np.array([np.asarray(x).shape[0] if np.asarray(x).ndim else 1 for x in v.data], np.int64))
     d = np.asarray(v.data)
@@ -425,6 +511,10 @@ def _any_all(kind):
                 return Col("num", flat.any(axis=1))
             out = flat.all(axis=1)
             return Col("num", out & (flat.shape[1] > 0) if kind == "all_strict" else out)
+        if v.kind == "csr":
+            flat, offsets = _flat(v)
+            return Col("num", segment_bool(flat.astype(bool).view(np.uint8), offsets,
+                                           {"any": _ANY, "all": _ALL, "all_strict": _ALL_STRICT}[kind]))
         if v.kind == "ragged":
             out = []
             for x in v.data:
