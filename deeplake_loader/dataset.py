@@ -421,7 +421,11 @@ class Tensor:
     def numpy(self, aslist: bool = False):
         r = self.reader
         rows = self._rows()
-        values = r.read_many(rows)
+        values = r.column(rows)  # chunk by chunk; an (N, *shape) array when every sample has one shape
+        if isinstance(values, np.ndarray):
+            if self._scalar:
+                return values[0]
+            return list(values) if aslist else values
         if r.is_text:
             if r.base_htype == "text":
                 values = [np.array([v]) for v in values]

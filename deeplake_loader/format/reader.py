@@ -140,6 +140,13 @@ class TensorReader:
             self._chunks.popitem(last=False)
         return chunk
 
+    def _chunk_for(self, name: str, row) -> Chunk:
+        """load_chunk, with an error that also names the sample (row) it was loaded for."""
+        try:
+            return self.load_chunk(name)
+        except (CorruptDatasetError, DecodeError) as e:
+            raise self._wrap(e, int(row)) from None
+
     def _items(self, rows) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         n = len(self)
@@ -292,7 +299,7 @@ class TensorReader:
                                       tensor=self.name, index=item)
         out = np.zeros(sample_shape, self.dtype or np.uint8)
         for k, r in enumerate(rows):
-            chunk = self.load_chunk(ChunkIdEncoder.name(self.enc.table[r, 0]))
+            chunk = self._chunk_for(ChunkIdEncoder.name(self.enc.table[r, 0]), item)
             tshape = chunk.shape(0)
             if not len(chunk.data) and chunk.canvas is None:
                 continue  # an all-zeros placeholder tile
@@ -320,7 +327,30 @@ class TensorReader:
         rows = self._items(rows)
         if self.seq is None and not self.is_text and self.sample_compression in compression.KERNEL_CODECS:
             return self._read_images(rows)
+        if self.seq is None and (self.chunk_compression is None or self.chunk_compression in compression.BYTE_CODECS):
+            return self._read_grouped(rows)
         return [self.read(int(r)) if self.seq is not None else self._read_item(int(r)) for r in rows]
+
+    def _read_grouped(self, rows):
+        """Samples of rows chunk by chunk: one chunk load, one vectorised shape/byte-range lookup per
+        chunk, then a per-sample decode of the payload slice."""
+        out = [None] * len(rows)
+        for name, pos, local in self.chunk_plan(rows):
+            chunk = None if name is None else self._chunk_for(name, rows[pos[0]])
+            if chunk is None or (len(local) and int(local.max()) >= chunk.num_samples):
+                for p in pos:  # tiles; or a broken index that the per-sample path names exactly
+                    out[p] = self._read_item(int(rows[p]))
+                continue
+            ranges = self._chunk_call(chunk.byte_ranges, rows, pos, local)
+            data, key = chunk.data, chunk.key
+            if self.is_text:
+                for k, p in enumerate(pos):
+                    out[p] = self._decode_text(data[ranges[k, 0]:ranges[k, 1]], int(rows[p]), key)
+                continue
+            shapes = self._chunk_call(chunk.shapes_of, rows, pos, local).tolist()
+            for k, p in enumerate(pos):
+                out[p] = self._decode_array(data[ranges[k, 0]:ranges[k, 1]], tuple(shapes[k]), int(rows[p]), key)
+        return out
 
     def _read_images(self, rows):
         out = [None] * len(rows)
@@ -328,7 +358,7 @@ class TensorReader:
             if name is None:
                 out[pos[0]] = self._read_item(int(local[0]))
                 continue
-            chunk = self.load_chunk(name)
+            chunk = self._chunk_for(name, rows[pos[0]])
             shapes = [tuple(int(x) for x in s) for s in self._chunk_call(chunk.shapes_of, rows, pos, local)]
             ranges = self._chunk_call(chunk.byte_ranges, rows, pos, local)
             bufs = [chunk.data[s:e] for s, e in ranges]
@@ -354,7 +384,7 @@ class TensorReader:
         if item in self.tiles:
             return tuple(self.tiles[item][0])
         erow, local = self.enc.locate([item])
-        chunk = self.load_chunk(ChunkIdEncoder.name(self.enc.table[erow[0], 0]))
+        chunk = self._chunk_for(ChunkIdEncoder.name(self.enc.table[erow[0], 0]), item)
         try:
             return chunk.shape(int(local[0]))
         except CorruptDatasetError as e:
@@ -371,7 +401,7 @@ class TensorReader:
             if name is None:
                 raise UnsupportedError(f"sample {int(local[0])} of tensor '{self.name}' is tiled: it has no single "
                                        "stored payload")
-            chunk = self.load_chunk(name)
+            chunk = self._chunk_for(name, rows[pos[0]])
             ranges = self._chunk_call(chunk.byte_ranges, rows, pos, local)
             for k, p in enumerate(pos):
                 out[p] = chunk.data[ranges[k, 0]:ranges[k, 1]]
@@ -393,7 +423,7 @@ class TensorReader:
         out = np.empty((len(rows),) + shape, dtype)
         per = int(np.prod(shape)) * dtype.itemsize
         for name, pos, local in self.chunk_plan(rows):
-            chunk = self.load_chunk(name)
+            chunk = self._chunk_for(name, rows[pos[0]])
             n = chunk.num_samples
             if len(chunk.data) < n * per or (len(local) and local.max() >= n):
                 for p in pos:  # let the per-sample path name the broken sample
@@ -421,7 +451,7 @@ class TensorReader:
         first = np.zeros(len(rows), np.int64)
         plan = self.chunk_plan(rows)
         for name, pos, local in plan:
-            chunk = self.load_chunk(name)
+            chunk = self._chunk_for(name, rows[pos[0]])
             shapes = self._chunk_call(chunk.shapes_of, rows, pos, local)
             if shapes.shape[1] != len(hi) or np.any(shapes[:, 1:] != trail):
                 return None  # e.g. empty samples stored with another trailing shape
@@ -430,7 +460,7 @@ class TensorReader:
         np.cumsum(first, out=offsets[1:])
         out = np.empty(int(offsets[-1]) * per, np.uint8)
         for name, pos, local in plan:
-            chunk = self.load_chunk(name)
+            chunk = self._chunk_for(name, rows[pos[0]])
             ranges = self._chunk_call(chunk.byte_ranges, rows, pos, local)
             nbytes = ranges[:, 1] - ranges[:, 0]
             bad = np.nonzero(nbytes != first[pos] * per)[0]
