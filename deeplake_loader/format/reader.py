@@ -331,9 +331,18 @@ class TensorReader:
             return self._read_grouped(rows)
         return [self.read(int(r)) if self.seq is not None else self._read_item(int(r)) for r in rows]
 
+    def _remote_single(self, rows) -> bool:
+        """One row of a remote dataset whose chunk is not cached: read it with range requests."""
+        if len(rows) != 1 or not self.storage.prefers_ranges or self.chunk_compression is not None:
+            return False
+        erow, _ = self.enc.locate(rows)
+        return ChunkIdEncoder.name(self.enc.table[erow[0], 0]) not in self._chunks
+
     def _read_grouped(self, rows):
         """Samples of rows chunk by chunk: one chunk load, one vectorised shape/byte-range lookup per
         chunk, then a per-sample decode of the payload slice."""
+        if self._remote_single(rows):
+            return [self._read_item(int(rows[0]))]
         out = [None] * len(rows)
         for name, pos, local in self.chunk_plan(rows):
             chunk = None if name is None else self._chunk_for(name, rows[pos[0]])
@@ -416,7 +425,7 @@ class TensorReader:
                  and self.seq is None and not self.tiles
                  and self.sample_compression is None
                  and self.chunk_compression in (None, "lz4") and 0 not in self.min_shape)
-        if not fixed:
+        if not fixed or self._remote_single(rows):
             return self.read_many(rows)
         shape = tuple(self.min_shape)
         dtype = self.dtype
