@@ -225,8 +225,9 @@ class Dataset:
             yield self[i]
 
     def __repr__(self):
-        view = "" if self.index_rows is None else f", rows={len(self.index_rows)}"
-        return f"Dataset(path='{self.path}', tensors={list(self.tensors)}{view})"
+        mode = "read_only=True, " if self.read_only else ""
+        view = "" if self.index_rows is None else f"rows={len(self.index_rows)}, "
+        return f"Dataset(path='{self.path}', {mode}{view}tensors={list(self.tensors)})"
 
     @property
     def info(self) -> Info:
@@ -245,19 +246,20 @@ class Dataset:
         print(self._summary_text())
 
     def _summary_text(self) -> str:
-        head = ["tensor", "htype", "shape", "dtype", "compression"]
-        rows = []
+        """deeplake 3's layout: the dataset line, then a table whose cells are centred in columns
+        two wider than their widest tensor cell (at least 7); shapes are intervals (``(N, 4:7, 3)``)."""
+        rows = [["tensor", "htype", "shape", "dtype", "compression"], ["-------"] * 5]
         for name, t in self.tensors.items():
-            comp = t.meta.sample_compression or t.meta.chunk_compression
             dtype = t.dtype
-            rows.append([name, t.htype, str(t.shape).replace(" ", ""), "None" if dtype is None else str(dtype),
-                         "None" if comp is None else comp])
-        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-        out = [f"Dataset(path='{self.path}', tensors={list(self.tensors)})", "", line(head),
-               line(["-" * w for w in widths])]
-        out += [line(r) for r in rows]
-        return "\n".join(out)
+            rows.append([name, t.htype, t.shape_interval, "None" if dtype is None else dtype.name,
+                         str(t.meta.sample_compression)])
+        # as deeplake: widths come from the tensor rows only; a longer header cell is not padded
+        widths = [max(7, *(len(r[i]) for r in rows[2:])) + 2 for i in range(5)]
+        table = ""
+        for r in rows:
+            table += "\n" + "".join(" " * ((w - len(c)) // 2) + c + " " * (w - len(c) - (w - len(c)) // 2)
+                                    for c, w in zip(r, widths))
+        return f"{self}\n{table}"
 
     # ---------------------------------------------------------------------------------- writing
     def _writer(self):
@@ -417,6 +419,15 @@ class Tensor:
         if r.seq is not None:
             dims = (None,) + dims
         return (len(self),) + dims
+
+    @property
+    def shape_interval(self) -> str:
+        """deeplake's str(tensor.shape_interval): ``(N, 4:7, 3)`` from the meta's shape bounds."""
+        r = self.reader
+        dims = [str(a) if a == b else f"{a}:{b}" for a, b in zip(r.min_shape, r.max_shape)]
+        if r.seq is not None:
+            dims = ["?"] + dims
+        return "(" + ", ".join([str(len(self))] + dims) + ")"
 
     def numpy(self, aslist: bool = False):
         r = self.reader

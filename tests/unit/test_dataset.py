@@ -81,14 +81,16 @@ def test_info_persists(ds):
 
 def test_summary_table(ds, capsys):
     ds.summary()
-    out = capsys.readouterr().out
-    lines = out.splitlines()
-    assert lines[0].startswith("Dataset(path=")
-    header = [ln for ln in lines if ln.startswith("tensor")][0]
-    assert header.split() == ["tensor", "htype", "shape", "dtype", "compression"]
-    row = [ln for ln in lines if ln.startswith("labels")][0].split()
-    assert row[1] == "class_label" and row[2] == "(20,1)" and row[3] == "uint32" and row[4] == "None"
-    assert [ln.split()[2] for ln in lines if ln.startswith("x ")] == ["(20,None)"]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"Dataset(path='{ds.path}', tensors=['caption', 'grp/v', 'labels', 'x'])"
+    assert lines[1] == ""
+    assert lines[2].split() == ["tensor", "htype", "shape", "dtype", "compression"]
+    assert lines[3].split() == ["-------"] * 5
+    rows = {ln.split()[0]: ln.split() for ln in lines[4:] if ln.strip()}
+    assert rows["labels"] == ["labels", "class_label", "(20,", "1)", "uint32", "None"]
+    assert rows["x"] == ["x", "generic", "(20,", "1:3)", "int32", "None"]
+    assert rows["caption"][-2:] == ["str", "None"]
+    assert len({len(ln) for ln in lines[3:] if ln.strip()}) == 1  # every row as wide as the divider
 
 
 def test_extend_is_atomic(ds):
