@@ -28,6 +28,10 @@ class Chunk:
             _, shapes, bpos, offset = parse_header(buf)
         except ValueError as e:
             raise CorruptDatasetError(f"bad chunk header: {e}", tensor=tensor, key=key) from None
+        if (len(shapes) and shapes.ndim != 2) or (len(shapes) and shapes.shape[1] < 1) \
+                or (len(bpos) and (bpos.ndim != 2 or bpos.shape[1] != 3)):
+            raise CorruptDatasetError(f"bad chunk header: shape table {shapes.shape}, byte positions {bpos.shape}",
+                                      tensor=tensor, key=key)
         data = memoryview(buf)[offset:]
         canvas = None
         if chunk_compression in compression.BYTE_CODECS:
@@ -99,7 +103,13 @@ class Chunk:
     def canvas_sample(self, local: int) -> np.ndarray:
         if self.canvas is None:  # a chunk of empty samples only
             return np.zeros(self.shape(local), np.uint8)
-        return compression.canvas_crop(self.canvas, self.shapes_of(range(local + 1)), local)
+        shapes = self.shapes_of(range(local + 1))
+        try:
+            return compression.canvas_crop(self.canvas, shapes, local)
+        except ValueError:
+            raise CorruptDatasetError(f"sample {local} of shape {tuple(int(x) for x in shapes[local])} does not fit "
+                                      f"in the chunk's {self.canvas.shape} image canvas", tensor=self.tensor,
+                                      key=self.key) from None
 
 
 def _canvas_shape(shapes):

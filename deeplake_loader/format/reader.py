@@ -223,10 +223,7 @@ class TensorReader:
             if sc == "lz4":
                 raw = compression.lz4_decompress(raw)
             elif sc is not None:
-                arr = compression.decode_images([raw], sc, [shape])[0]
-                if arr is None:
-                    raise DecodeError("empty image payload for a non-empty sample")
-                return arr.reshape(shape).astype(dtype, copy=False)
+                return self._fit(compression.decode_images([raw], sc, [shape])[0], shape, row, key)
             return np.frombuffer(raw, dtype=dtype).reshape(shape)
         except (ValueError, RuntimeError) as e:
             if isinstance(e, DecodeError):
@@ -377,10 +374,19 @@ class TensorReader:
                 p = pos[e.position] if e.position is not None else pos[0]
                 raise DecodeError(str(e).split(" (")[0], tensor=self.name, index=int(rows[p]), key=chunk.key) from None
             for k, p in enumerate(pos):
-                shape = shapes[k]
-                out[p] = np.zeros(shape, self.dtype or np.uint8) if arrs[k] is None or 0 in shape \
-                    else arrs[k].reshape(shape)
+                out[p] = self._fit(arrs[k], shapes[k], int(rows[p]), chunk.key)
         return out
+
+    def _fit(self, arr, shape, row, key):
+        """A decoded image in the sample shape the chunk header gives; an error naming the sample
+        when the two disagree (a damaged header or payload)."""
+        if 0 in shape:
+            return np.zeros(shape, self.dtype or np.uint8)
+        if arr is None or arr.size != int(np.prod(shape, dtype=np.float64)):
+            got = "no pixels" if arr is None else f"shape {arr.shape}"
+            raise CorruptDatasetError(f"image decodes to {got} but the chunk header says {shape}",
+                                      tensor=self.name, index=row, key=key)
+        return arr.reshape(shape).astype(self.dtype or np.uint8, copy=False)
 
     def shape_of(self, row: int) -> tuple:
         (row,) = self._items([row])
