@@ -134,6 +134,12 @@ class Dataset:
                     from .errors import CorruptDatasetError
 
                     raise CorruptDatasetError(f"field {field!r} is not a {kind.__name__}", key=key)
+            names = meta.get("tensor_names")
+            if names is not None and not (isinstance(names, dict)
+                                          and all(isinstance(v, str) for v in names.values())):
+                from .errors import CorruptDatasetError
+
+                raise CorruptDatasetError(f"field 'tensor_names' is {names!r}, not an object of tensor keys", key=key)
             self._shared["meta"] = meta
         return self._shared["meta"]
 

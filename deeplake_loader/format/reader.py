@@ -60,6 +60,24 @@ class TensorReader:
         if not len(self.enc.table) and length:
             raise CorruptDatasetError(f"tensor_meta says {length} samples but there is no chunk index",
                                       tensor=self.name, key=self.vs.key(self.key) + "/chunks_index/unsharded")
+        for field in ("htype", "sample_compression", "chunk_compression", "dtype"):
+            if not isinstance(m.get(field), (str, type(None))):
+                raise CorruptDatasetError(f"tensor_meta '{field}' is {m.get(field)!r}, not a string or null",
+                                          tensor=self.name, key=self.meta_key)
+        lo, hi = m.get("min_shape", []), m.get("max_shape", [])
+        for field, v in (("min_shape", lo), ("max_shape", hi)):
+            if v is not None and not (isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool)
+                                                                    and x >= 0 for x in v)):
+                raise CorruptDatasetError(f"tensor_meta '{field}' is {v!r}, not a list of sizes",
+                                          tensor=self.name, key=self.meta_key)
+        if length and not self.is_text and not m.get("is_link"):
+            try:
+                ok = np.dtype(m.get("dtype")).itemsize > 0 and m.get("dtype") is not None
+            except TypeError:
+                ok = False
+            if not ok:
+                raise CorruptDatasetError(f"tensor_meta 'dtype' is {m.get('dtype')!r} for a tensor of "
+                                          f"{m.get('htype')!r} samples", tensor=self.name, key=self.meta_key)
         if m.get("dtype") not in (None, "str", "Any", "List") and not str(m.get("dtype")).startswith("typing"):
             try:
                 np.dtype(m["dtype"])

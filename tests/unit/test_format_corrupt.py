@@ -88,3 +88,41 @@ def test_random_damage_never_escapes(kind):
             st.put(key, originals[key])
     assert outcomes["error"] > 0
     _read_all(dl.load(ds.path))  # restored: reads again
+
+
+_BAD_VALUES = [None, "x", -1, 3.5, [], [1, "a"], {}, {"a": 1}, True, [-5, 2], "uint8", "jpeg"]
+
+
+@pytest.mark.parametrize("kind", ["raw", "png", "text", "canvas"])
+def test_wrong_typed_metadata_fields(kind):
+    """Every field of every JSON file replaced by values of the wrong type: a DeepLakeLoaderError or a
+    value, never a TypeError/ValueError/RecursionError from inside the reader."""
+    import json
+
+    if kind == "canvas":
+        ds = dl.empty(next(_names))
+        ds.create_tensor("t", htype="image", chunk_compression="png")
+        ds.t.extend([np.zeros((4, 4, 3), np.uint8)] * 3)
+    else:
+        ds = _build(kind)
+    st = ds.storage
+    for fname in ["t/tensor_meta.json", "t/tensor_info.json", "dataset_meta.json", "version_control_info.json"]:
+        orig = st.get_or_none(fname)
+        if orig is None:
+            continue
+        meta = json.loads(orig)
+        for field in list(meta):
+            for bad in _BAD_VALUES:
+                st.put(fname, json.dumps({**meta, field: bad}).encode())
+                try:
+                    d = dl.load(ds.path)
+                    len(d), d.info, d._summary_text()
+                    t = d["t"]
+                    t.numpy(aslist=True), t.shape, t.htype, t.dtype, t.info
+                    d._reader("t").column()
+                except DeepLakeLoaderError:
+                    pass
+                except Exception as e:  # noqa: BLE001 - the assertion names the field
+                    raise AssertionError(f"{fname} {field}={bad!r}: {type(e).__name__}: {e}") from e
+                finally:
+                    st.put(fname, orig)
