@@ -42,6 +42,8 @@ def locate(last_index: np.ndarray, items):
     """Row of each item in an RLE table and the item's offset inside its row's run:
     (row ndarray, first-item-of-row ndarray)."""
     items = np.asarray(items, dtype=np.int64)
+    if not len(last_index):  # an empty table: every item is past its end (callers check rows >= len)
+        return np.zeros(items.shape, np.int64), np.zeros(items.shape, np.int64)
     rows = np.searchsorted(last_index, items, side="left")
     first = np.where(rows > 0, last_index[np.maximum(rows - 1, 0)].astype(np.int64) + 1, 0)
     return rows, first

@@ -307,6 +307,12 @@ class TensorReader:
 
     def _read_tiled(self, item: int):
         sample_shape, tile_shape = self.tiles[item]
+        hi = self.max_shape
+        if (len(sample_shape) != len(tile_shape) or (hi and len(hi) != len(sample_shape))
+                or any(t <= 0 for t in tile_shape) or (hi and any(s > h for s, h in zip(sample_shape, hi)))):
+            raise CorruptDatasetError(f"tile index gives sample shape {sample_shape} and tile shape {tile_shape} "
+                                      f"(tensor max_shape {hi})", tensor=self.name, index=item,
+                                      key=self.vs.key(self.key) + "/tiles_index/unsharded")
         layout = [-(-s // t) for s, t in zip(sample_shape, tile_shape)]
         rows = self.enc.rows_of(item)
         if len(rows) != int(np.prod(layout)):
@@ -323,6 +329,10 @@ class TensorReader:
             else:
                 tile = self._decode_array(chunk.data, tshape, item, chunk.key)
             coord = np.unravel_index(k, layout)
+            want = tuple(min(t, s - c * t) for c, t, s in zip(coord, tile_shape, sample_shape))
+            if tile.shape[:len(want)] != want:
+                raise CorruptDatasetError(f"tile {k} has shape {tile.shape}, its place in the sample needs {want}",
+                                          tensor=self.name, index=item, key=chunk.key)
             sl = tuple(slice(c * t, c * t + s) for c, t, s in zip(coord, tile_shape, tile.shape))
             out[sl + (Ellipsis,)] = tile
         return out
@@ -458,9 +468,15 @@ class TensorReader:
         for name, pos, local in self.chunk_plan(rows):
             chunk = self._chunk_for(name, rows[pos[0]])
             n = chunk.num_samples
-            if len(chunk.data) < n * per or (len(local) and local.max() >= n):
+            if len(chunk.data) < n * per or (len(local) and local.max() >= n) \
+                    or np.any(chunk.shapes[:, :-1] != shape):
                 for p in pos:  # let the per-sample path name the broken sample
-                    out[p] = self._read_item(int(rows[p]))
+                    value = self._read_item(int(rows[p]))
+                    if value.shape != shape:
+                        raise CorruptDatasetError(f"sample of shape {value.shape} in a tensor whose samples all have "
+                                                  f"shape {shape} (tensor_meta)", tensor=self.name,
+                                                  index=int(rows[p]), key=chunk.key)
+                    out[p] = value
                 continue
             block = np.frombuffer(chunk.data, dtype=dtype, count=n * int(np.prod(shape))).reshape((n,) + shape)
             out[pos] = block[local]

@@ -60,7 +60,7 @@ def _read_all(ds):
 def test_random_damage_never_escapes(kind):
     ds = _build(kind)
     st = ds.storage
-    keys = [k for k in st.list("t/") if "/chunks/" in k or k.endswith("chunks_index/unsharded")]
+    keys = [k for k in st.list("t/") if "/chunks/" in k or k.endswith("_index/unsharded")]
     assert keys
     originals = {k: st.get(k) for k in keys}
     rng = np.random.default_rng(hash(kind) % 2**32)
