@@ -34,7 +34,7 @@ def pkg_config(*packages):
                 out = ""
         if not out:
             # Debian ships libjpeg62-turbo-dev without a .pc file for "libjpeg" on some releases.
-            flags["libraries"].append({"libjpeg": "jpeg", "libpng": "png"}[pkg])
+            flags["libraries"].append({"libjpeg": "jpeg", "libpng": "png", "libdeflate": "deflate"}[pkg])
             continue
         for tok in out.split():
             if tok.startswith("-I"):
@@ -47,7 +47,7 @@ def pkg_config(*packages):
 
 
 def extensions():
-    libs = pkg_config("libjpeg", "libpng")
+    libs = pkg_config("libjpeg", "libpng", "libdeflate")
     exts = []
     for pyx in sorted(glob.glob(os.path.join(KERNELS, "*.pyx"))):
         family = os.path.splitext(os.path.basename(pyx))[0]

@@ -9,7 +9,7 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 need=()
-for pkg in libjpeg62-turbo-dev libpng-dev pkg-config gcc make; do
+for pkg in libjpeg62-turbo-dev libpng-dev libdeflate-dev pkg-config gcc make; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

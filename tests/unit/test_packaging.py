@@ -72,7 +72,8 @@ def test_recipe_host_has_every_build_requirement(recipe):
     host = _names(recipe["requirements"]["host"])
     for dep in _pyproject()["build-system"]["requires"]:
         assert _requirement_name(dep) in host, f"build requirement {dep} missing from conda host"
-    assert {"libjpeg-turbo", "libpng"} <= host
+    assert {"libjpeg-turbo", "libpng", "libdeflate"} <= host
+    assert {"libjpeg-turbo", "libpng", "libdeflate"} <= _names(recipe["requirements"]["run"])
 
 
 def test_recipe_entry_point_is_the_console_script(recipe):

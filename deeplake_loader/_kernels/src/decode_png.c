@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <libdeflate.h>
 #include <png.h>
+#include <stdlib.h>
 
 typedef struct {
   const uint8_t *buf;
@@ -149,6 +151,130 @@ int dl_png_info(const uint8_t *buf, size_t n, int *height, int *width, int *chan
   return DL_OK;
 }
 
+/* ---- fast path: 8-bit, non-interlaced gray / gray+alpha / RGB / RGBA with no palette or tRNS ----
+ * The chunks are walked and CRC-checked here, the IDAT stream is inflated by libdeflate (about
+ * twice zlib's speed; inflate is ~90% of a PNG decode) and the rows are unfiltered in place of
+ * libpng. Anything else -- another layout, an unknown chunk, a bad CRC, a broken stream -- returns
+ * FAST_NO and libpng decodes the file (and reports what is wrong with it), so behaviour and errors
+ * stay libpng's. */
+#define FAST_NO (-1)
+
+static uint32_t be32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+static int harmless_chunk(const uint8_t *t) {
+  return !memcmp(t, "pHYs", 4) || !memcmp(t, "tEXt", 4) || !memcmp(t, "zTXt", 4) || !memcmp(t, "iTXt", 4) ||
+         !memcmp(t, "tIME", 4);
+}
+
+static inline uint8_t paeth(int a, int b, int cc) {
+  int p = a + b - cc, pa = p > a ? p - a : a - p, pb = p > b ? p - b : b - p, pc = p > cc ? p - cc : cc - p;
+  return (uint8_t)((pa <= pb && pa <= pc) ? a : (pb <= pc ? b : cc));
+}
+
+static int unfilter(const uint8_t *raw, uint8_t *out, int h, size_t stride, int bpp) {
+  size_t i;
+  int y;
+  for (y = 0; y < h; y++) {
+    const uint8_t *cur = raw + (size_t)y * (stride + 1) + 1;
+    uint8_t *o = out + (size_t)y * stride;
+    const uint8_t *up = y ? o - stride : NULL;
+    switch (raw[(size_t)y * (stride + 1)]) {
+      case 0: memcpy(o, cur, stride); break;
+      case 1:
+        for (i = 0; i < stride; i++) o[i] = (uint8_t)(cur[i] + (i >= (size_t)bpp ? o[i - bpp] : 0));
+        break;
+      case 2:
+        for (i = 0; i < stride; i++) o[i] = (uint8_t)(cur[i] + (up ? up[i] : 0));
+        break;
+      case 3:
+        for (i = 0; i < stride; i++)
+          o[i] = (uint8_t)(cur[i] + (((i >= (size_t)bpp ? o[i - bpp] : 0) + (up ? up[i] : 0)) >> 1));
+        break;
+      case 4:
+        for (i = 0; i < stride; i++) {
+          int a = i >= (size_t)bpp ? o[i - bpp] : 0, b = up ? up[i] : 0;
+          int cc = (up && i >= (size_t)bpp) ? up[i - bpp] : 0;
+          o[i] = (uint8_t)(cur[i] + paeth(a, b, cc));
+        }
+        break;
+      default: return FAST_NO; /* invalid filter type: libpng names the error */
+    }
+  }
+  return DL_OK;
+}
+
+static int fast_png(const uint8_t *buf, size_t n, uint8_t *out, int h, int w, int c, int bpc) {
+  static const int channels_of[7] = {1, 0, 3, 0, 2, 0, 4};
+  size_t pos = 8, idat_total = 0, stride, expected, got = 0;
+  const uint8_t *first_idat = NULL;
+  int nidat = 0, seen_ihdr = 0, seen_iend = 0, st;
+  uint8_t *joined = NULL, *raw;
+  const uint8_t *stream;
+  struct libdeflate_decompressor *d;
+  enum libdeflate_result r;
+  if (bpc != 1) return FAST_NO;
+  while (pos + 12 <= n) {
+    uint32_t len = be32(buf + pos);
+    const uint8_t *type = buf + pos + 4;
+    if (len > n - pos - 12) return FAST_NO;
+    if (libdeflate_crc32(0, type, (size_t)len + 4) != be32(buf + pos + 8 + len)) return FAST_NO;
+    if (!memcmp(type, "IHDR", 4)) {
+      const uint8_t *p = type + 4;
+      if (seen_ihdr || len != 13) return FAST_NO;
+      seen_ihdr = 1;
+      if (be32(p) != (uint32_t)w || be32(p + 4) != (uint32_t)h || p[8] != 8 || p[9] > 6 ||
+          channels_of[p[9]] != c || p[10] != 0 || p[11] != 0 || p[12] != 0)
+        return FAST_NO;
+    } else if (!memcmp(type, "IDAT", 4)) {
+      if (!seen_ihdr) return FAST_NO;
+      if (!nidat) first_idat = type + 4;
+      nidat++;
+      idat_total += len;
+    } else if (!memcmp(type, "IEND", 4)) {
+      seen_iend = 1;
+      break;
+    } else if (!harmless_chunk(type)) {
+      return FAST_NO;
+    }
+    pos += 12 + (size_t)len;
+  }
+  if (!seen_ihdr || !seen_iend || !nidat) return FAST_NO;
+  stream = first_idat;
+  if (nidat > 1) { /* join the IDAT pieces */
+    joined = (uint8_t *)malloc(idat_total ? idat_total : 1);
+    if (!joined) return FAST_NO;
+    size_t off = 0;
+    pos = 8;
+    while (off < idat_total) {
+      uint32_t len = be32(buf + pos);
+      if (!memcmp(buf + pos + 4, "IDAT", 4)) {
+        memcpy(joined + off, buf + pos + 8, len);
+        off += len;
+      }
+      pos += 12 + (size_t)len;
+    }
+    stream = joined;
+  }
+  stride = (size_t)w * (size_t)c;
+  expected = (size_t)h * (stride + 1);
+  raw = (uint8_t *)malloc(expected ? expected : 1);
+  d = libdeflate_alloc_decompressor();
+  if (!raw || !d) {
+    free(raw);
+    free(joined);
+    if (d) libdeflate_free_decompressor(d);
+    return FAST_NO;
+  }
+  r = libdeflate_zlib_decompress(d, stream, idat_total, raw, expected, &got);
+  libdeflate_free_decompressor(d);
+  free(joined);
+  st = (r == LIBDEFLATE_SUCCESS && got == expected) ? unfilter(raw, out, h, stride, c) : FAST_NO;
+  free(raw);
+  return st;
+}
+
 int dl_png_decode(const uint8_t *buf, size_t n, uint8_t *out, int h, int w, int c, int bpc,
                   char *msg) {
   dl_pngsrc src;
@@ -162,6 +288,10 @@ int dl_png_decode(const uint8_t *buf, size_t n, uint8_t *out, int h, int w, int 
   if (n < 8 || png_sig_cmp(buf, 0, 8) != 0) {
     set_msg(msg, n == 0 ? "empty buffer" : "not a PNG file");
     return DL_ERR_FORMAT;
+  }
+  if (fast_png(buf, n, out, h, w, c, bpc) == DL_OK) {
+    if (msg) msg[0] = 0;
+    return DL_OK;
   }
   png = make_png(&src);
   if (!png) {
