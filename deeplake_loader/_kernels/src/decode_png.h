@@ -1,4 +1,5 @@
-/* PNG decode with libpng 1.6 (classic API, reading from memory) behind png_jmpbuf.
+/* PNG decode: a libdeflate fast path for 8-bit non-interlaced files without palette or tRNS, and
+ * libpng 1.6 (classic API, reading from memory) behind png_jmpbuf for everything else.
  *
  * Output follows Pillow's np.asarray(Image.open(f)) with palettes expanded:
  *   gray 1/2/4/8-bit -> 1 channel uint8 (1-bit gives 0/255 like Image.convert("L"),
