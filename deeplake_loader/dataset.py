@@ -260,7 +260,7 @@ class Dataset:
             rows.append([name, t.htype, t.shape_interval, "None" if dtype is None else dtype.name,
                          str(t.meta.sample_compression)])
         # as deeplake: widths come from the tensor rows only; a longer header cell is not padded
-        widths = [max(7, *(len(r[i]) for r in rows[2:])) + 2 for i in range(5)]
+        widths = [max([7] + [len(r[i]) for r in rows[2:]]) + 2 for i in range(5)]
         table = ""
         for r in rows:
             table += "\n" + "".join(" " * ((w - len(c)) // 2) + c + " " * (w - len(c) - (w - len(c)) // 2)
@@ -431,8 +431,10 @@ class Tensor:
         """deeplake's str(tensor.shape_interval): ``(N, 4:7, 3)`` from the meta's shape bounds."""
         r = self.reader
         dims = [str(a) if a == b else f"{a}:{b}" for a, b in zip(r.min_shape, r.max_shape)]
-        if r.seq is not None:
-            dims = ["?"] + dims
+        if r.seq is not None:  # sequence lengths, from the sequence index
+            n = r.seq.table[:, 0]
+            lo, hi = (int(n.min()), int(n.max())) if len(n) else (0, 0)
+            dims = [str(lo) if lo == hi else f"{lo}:{hi}"] + dims
         return "(" + ", ".join([str(len(self))] + dims) + ")"
 
     def numpy(self, aslist: bool = False):
@@ -464,21 +466,23 @@ class Tensor:
         return np.stack(values)
 
     def data(self):
-        """deeplake's data(): {"value": ...} (+ "text" for class labels)."""
+        """deeplake's data(): {"value": ...}, plus "text" for class labels when the tensor has class
+        names (a label with no name gives None, as in deeplake)."""
         r = self.reader
-        rows = self._rows()
-        values = r.read_many(rows)
+        values = r.read_many(self._rows())
+        names = r.class_names if r.base_htype == "class_label" else []
+
+        def text(v):
+            return [names[i] if 0 <= i < len(names) else None for i in np.asarray(v).reshape(-1).tolist()]
+
         if self._scalar:
-            value = values[0]
-            out = {"value": value}
-            if r.base_htype == "class_label":
-                names = r.class_names
-                out["text"] = [names[int(i)] for i in np.asarray(value).reshape(-1)] if names else []
+            out = {"value": values[0]}
+            if names:
+                out["text"] = text(values[0])
             return out
         out = {"value": values}
-        if r.base_htype == "class_label":
-            names = r.class_names
-            out["text"] = [[names[int(i)] for i in np.asarray(v).reshape(-1)] if names else [] for v in values]
+        if names:
+            out["text"] = [text(v) for v in values]
         return out
 
     def text(self):

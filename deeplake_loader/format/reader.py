@@ -343,7 +343,7 @@ class TensorReader:
         self.check_readable()
         (row,) = self._items([row])
         if self.seq is not None:
-            return [self._read_item(i) for i in self.seq.items(int(row))]
+            return [self._read_item(i) for i in self._seq_items(int(row))]
         return self._read_item(int(row))
 
     def read_many(self, rows):
@@ -416,10 +416,19 @@ class TensorReader:
                                       tensor=self.name, index=row, key=key)
         return arr.reshape(shape).astype(self.dtype or np.uint8, copy=False)
 
+    def _seq_items(self, row: int) -> range:
+        """The flat items of sequence ``row``, checked against the chunk index."""
+        items = self.seq.items(row)
+        if items.start < 0 or items.stop > self.enc.num_samples:
+            raise CorruptDatasetError(f"sequence index gives items {items.start}..{items.stop - 1}, the tensor holds "
+                                      f"{self.enc.num_samples}", tensor=self.name, index=row,
+                                      key=self.vs.key(self.key) + "/sequence_index/unsharded")
+        return items
+
     def shape_of(self, row: int) -> tuple:
         (row,) = self._items([row])
         if self.seq is not None:
-            items = self.seq.items(int(row))
+            items = self._seq_items(int(row))
             return (len(items),) + (self.shape_of_item(items[0]) if len(items) else ())
         return self.shape_of_item(int(row))
 

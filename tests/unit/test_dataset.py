@@ -198,3 +198,15 @@ def test_query_returns_a_view_of_source_rows(ds):
 def test_dataloader_hook(ds):
     loader = ds[:4].dataloader()
     assert type(loader).__name__ == "DeepLakeDataLoader"
+
+
+def test_data_text_like_deeplake():
+    d = dl.empty(next(_names))
+    d.create_tensor("named", htype="class_label", class_names=["a", "b"])
+    d.create_tensor("plain", htype="class_label")
+    d.named.extend([1, 5])
+    d.plain.extend([3, 0])
+    assert d.named[1].data()["text"] == [None]  # no class name for label 5
+    assert d.named.data()["text"] == [["b"], [None]]
+    assert "text" not in d.plain[0].data()
+    assert d.plain[0].data()["value"].tolist() == [3]

@@ -20,7 +20,7 @@ emit(buf.getvalue())
 """
 
 
-@pytest.mark.parametrize("vector", ["htypes", "groups", "generic_ragged", "image_png", "text", "class_label"])
+@pytest.mark.parametrize("vector", ["htypes", "groups", "generic_ragged", "image_png", "text", "class_label", "empty", "sequence"])
 def test_summary_matches_deeplake(dl3_vectors, vector):
     path = dl3_vectors / vector / "data"
     want = dl3.run_dl3(_SCRIPT, path)
