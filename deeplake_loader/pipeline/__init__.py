@@ -10,8 +10,6 @@ next epoch (new shuffle). ``close()`` stops threads and workers and frees shared
 
 from __future__ import annotations
 
-import queue
-import threading
 import weakref
 
 import numpy as np
@@ -19,20 +17,13 @@ import numpy as np
 from .. import random as dl_random
 from ..errors import DeepLakeLoaderError
 from . import plan
+from .background import background
 from .collate import apply_transforms, collate, fast_batch
 from .config import LoaderConfig
 from .fetch import Column, Decoder
 from .memory import BufferPool
 
 __all__ = ["LoaderConfig", "Pipeline", "plan"]
-
-_DONE = object()
-
-
-class _Failure:
-    def __init__(self, exc):
-        self.exc = exc
-
 
 class Pipeline:
     def __init__(self, cfg: LoaderConfig):
@@ -52,37 +43,27 @@ class Pipeline:
         self.decoder = Decoder(self.pool, cfg.num_threads)
         self.epoch = 0
         self._workers = None
-        self._active = []  # (thread, stop event) of running epochs
-        self._finalizer = weakref.finalize(self, Pipeline._shutdown, self._active, [None], self.pool)
+        self._stops = []  # stop events of the running stage threads
+        self._finalizer = weakref.finalize(self, Pipeline._shutdown, self._stops, self.pool)
 
     def __len__(self) -> int:
         return plan.num_batches(self.cfg)
 
-    # ------------------------------------------------------------------------------ producer
-    def _produce(self, epoch: int, out_q: queue.Queue, stop: threading.Event):
-        try:
-            for item in self._decoded_batches(epoch):
-                self._put(out_q, item, stop)
-                if stop.is_set():
-                    return
-            self._put(out_q, _DONE, stop)
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            self._put(out_q, _Failure(e), stop)
-
-    @staticmethod
-    def _put(q, item, stop):
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
+    # -------------------------------------------------------------------- fetch and decode
     def _decoded_batches(self, epoch):
+        """Decode stage: batches of raw values from the fetch stage (its own thread, so chunk reads
+        overlap the native decode) -> decoded columns."""
+        rank = plan.world(self.cfg)[0]
+        rng = np.random.default_rng(dl_random.stream("transform", epoch, rank))
+        for rows, raw in background(lambda: self._raw_batches(epoch), 2, self._stops, f"deeplake_loader-fetch-{epoch}"):
+            yield rows, {name: self.decoder.column(col, raw[name], rows, rng) for name, col in self.columns.items()}
+
+    def _raw_batches(self, epoch):
+        """Fetch stage: the plan's steps, one load per chunk of the primary tensor; yields (rows,
+        {tensor: stored bytes or values}) per batch."""
         cfg = self.cfg
         order = plan.epoch_order(cfg, epoch)
         rank = plan.world(cfg)[0]
-        rng = np.random.default_rng(dl_random.stream("transform", epoch, rank))
         if self.primary is None or not len(order):
             return
         prim = self.columns[self.primary]
@@ -100,18 +81,15 @@ class Pipeline:
                 pending.update(zip(positions.tolist(), values))
             ready.extend(emitted.tolist())
             while len(ready) >= bs:
-                yield self._assemble(order, ready[:bs], pending, rng)
+                yield self._gather(order, ready[:bs], pending)
                 ready = ready[bs:]
         if ready and not cfg.drop_last:
-            yield self._assemble(order, ready, pending, rng)
+            yield self._gather(order, ready, pending)
 
-    def _assemble(self, order, positions, pending, rng):
+    def _gather(self, order, positions, pending):
         rows = order[np.asarray(positions, dtype=np.int64)]
-        columns = {}
-        for name, col in self.columns.items():
-            values = [pending.pop(p) for p in positions] if name == self.primary else col.raw(rows)
-            columns[name] = self.decoder.column(col, values, rows, rng)
-        return rows, columns
+        return rows, {name: [pending.pop(p) for p in positions] if name == self.primary else col.raw(rows)
+                      for name, col in self.columns.items()}
 
     # ------------------------------------------------------------------------------ consumer
     def __iter__(self):
@@ -121,28 +99,16 @@ class Pipeline:
     def _epoch(self, epoch):
         cfg = self.cfg
         depth = max(1, cfg.prefetch_factor) * max(1, cfg.num_workers)
-        out_q: queue.Queue = queue.Queue(maxsize=depth)
-        stop = threading.Event()
-        thread = threading.Thread(target=self._produce, args=(epoch, out_q, stop), daemon=True,
-                                  name=f"deeplake_loader-fetch-{epoch}")
-        entry = (thread, stop)
-        self._active.append(entry)
-        thread.start()
+        decoded = background(lambda: self._decoded_batches(epoch), depth, self._stops,
+                             f"deeplake_loader-decode-{epoch}")
         try:
             if cfg.num_workers > 0 and (self.transform is not None or self.per_tensor or cfg.collate_fn):
-                yield from self._through_workers(out_q, depth)
+                yield from self._through_workers(decoded, depth)
             else:
-                while True:
-                    item = out_q.get()
-                    if item is _DONE:
-                        break
-                    if isinstance(item, _Failure):
-                        raise item.exc
+                for item in decoded:
                     yield self._finish(*item)
         finally:
-            stop.set()
-            thread.join(timeout=5)
-            self._active.remove(entry)
+            decoded.close()
             if not cfg.persistent_workers:
                 self._close_workers()
 
@@ -158,7 +124,7 @@ class Pipeline:
             batch["index"] = np.asarray(rows, dtype=np.int64).reshape(-1, 1)
         return batch
 
-    def _through_workers(self, out_q, depth):
+    def _through_workers(self, decoded, depth):
         from .workers import WorkerPool
 
         if self._workers is None or self._workers.closed:
@@ -167,12 +133,10 @@ class Pipeline:
         held, done, next_id, sent, finished = {}, {}, 0, 0, False
         while True:
             while not finished and sent - next_id < depth:
-                item = out_q.get()
-                if item is _DONE:
+                item = next(decoded, None)
+                if item is None:
                     finished = True
                     break
-                if isinstance(item, _Failure):
-                    raise item.exc
                 rows, columns = item
                 payload = {}
                 for name, v in columns.items():
@@ -197,15 +161,14 @@ class Pipeline:
             self._workers = None
 
     @staticmethod
-    def _shutdown(active, workers_box, pool):
-        for _, stop in list(active):
+    def _shutdown(stops, pool):
+        for stop in list(stops):
             stop.set()
         pool.close()
 
     def close(self):
-        for thread, stop in list(self._active):
+        for stop in list(self._stops):
             stop.set()
-            thread.join(timeout=5)
         self._close_workers()
         self._finalizer()
 
