@@ -98,6 +98,8 @@ def _compose(rows, index, length):
     if isinstance(index, tuple) and len(index) == 1:
         return _compose(rows, index[0], length)
     arr = np.asarray(index)
+    if arr.size == 0 and arr.dtype.kind == "f":  # ds[[]]: an empty view
+        arr = arr.astype(np.int64)
     if arr.dtype == bool:
         if len(arr) != len(base):
             raise IndexError(f"boolean index of length {len(arr)} for length {len(base)}")

@@ -210,3 +210,36 @@ def test_data_text_like_deeplake():
     assert d.named.data()["text"] == [["b"], [None]]
     assert "text" not in d.plain[0].data()
     assert d.plain[0].data()["value"].tolist() == [3]
+
+
+def test_view_composition_matches_numpy_indexing():
+    """Random chains of int-list / slice / bool-mask indexes give the rows NumPy indexing gives."""
+    from hypothesis import given, settings, strategies as st
+
+    d = dl.empty(next(_names))
+    d.create_tensor("i", dtype="int64")
+    d.i.extend(np.arange(30, dtype=np.int64))
+
+    def index_for(n):
+        return st.one_of(
+            st.builds(slice, st.integers(-35, 35) | st.none(), st.integers(-35, 35) | st.none(),
+                      st.sampled_from([None, 1, 2, 3, -1, -2])),
+            st.lists(st.integers(-n, n - 1), max_size=8) if n else st.just([]),
+            st.lists(st.booleans(), min_size=n, max_size=n),
+        )
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.data())
+    def run(data):
+        view, ref = d, np.arange(30)
+        for _ in range(data.draw(st.integers(1, 3))):
+            idx = data.draw(index_for(len(ref)))
+            is_mask = isinstance(idx, list) and idx and isinstance(idx[0], bool)
+            arg = np.array(idx, dtype=bool) if is_mask else idx
+            view, ref = view[arg], ref[np.asarray(arg, dtype=np.int64) if isinstance(arg, list) else arg]
+            assert view.index_rows.tolist() == ref.tolist()
+            assert len(view) == len(ref)
+        if len(ref):
+            assert view.i.numpy().reshape(-1).tolist() == ref.tolist()
+
+    run()
