@@ -92,7 +92,7 @@ class _LoaderBase:
             raise ValueError(f"query_string must be a str, got {type(query_string).__name__}")
         ds = self._config.dataset
         result = query_rows(ds, query_string)
-        view = ds[np.asarray(result.rows, dtype=np.int64).tolist()] if len(result.rows) else ds[0:0]
+        view = ds[result.rows.tolist()]
         tensors = tuple(result.tensors) if result.tensors else self._config.query_tensors
         return self._next(None, dataset=view, query_tensors=tensors)
 

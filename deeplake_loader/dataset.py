@@ -357,9 +357,7 @@ class Dataset:
         """A view of the rows a query selects (see docs/TQL.md)."""
         from .tql import query_rows
 
-        result = query_rows(self, text)
-        return self[result.rows.tolist()] if len(result.rows) else self._with(
-            index_rows=_compose(self.index_rows, slice(0, 0), len(self))[0], scalar=False)
+        return self[query_rows(self, text).rows.tolist()]
 
     def dataloader(self):
         from .dataloader import loader_class
