@@ -13,6 +13,7 @@ import numbers
 
 import numpy as np
 
+from ._kernels.sampling import check_weights
 from .errors import TensorDoesNotExistError
 from .pipeline.config import LoaderConfig
 
@@ -108,11 +109,11 @@ class _LoaderBase:
             w = np.asarray(weights, dtype=np.float64).reshape(-1)
             if len(w) != len(ds):
                 raise ValueError(f"sample_by got {len(w)} weights for a dataset of {len(ds)} rows")
-        bad = np.nonzero(~np.isfinite(w) | (w < 0))[0]
-        if len(bad):
-            raise ValueError(f"sample_by weights must be finite and >= 0; weight {int(bad[0])} is {w[bad[0]]!r}")
-        if len(w) and not w.sum() > 0:
-            raise ValueError("sample_by weights are all zero")
+        if len(w):
+            try:
+                check_weights(w)
+            except ValueError as e:
+                raise ValueError(f"sample_by: {e}") from None
         if size is not None:
             size = _int("size", size, 0)
         replace = True if replace is None else bool(replace)

@@ -14,13 +14,15 @@ from deeplake_loader._kernels.rng cimport Rng, rng_seed, rng_uniform, rng_below
 cnp.import_array()
 
 
-def _weights(weights):
+def check_weights(weights):
+    """(weights as contiguous float64, their sum); ValueError naming the first bad weight's index
+    when one is not finite or negative, or when they are empty or all zero."""
     w = np.ascontiguousarray(weights, dtype=np.float64).reshape(-1)
     if w.size == 0:
         raise ValueError("weights are empty: there is nothing to sample from")
     bad = np.nonzero(~np.isfinite(w) | (w < 0))[0]
     if len(bad):
-        raise ValueError(f"weights must be finite and non-negative; weight at index {int(bad[0])} is {w[bad[0]]!r}")
+        raise ValueError(f"weights must be finite and non-negative; weight at index {int(bad[0])} is {float(w[bad[0]])!r}")
     total = w.sum()
     if not total > 0:
         raise ValueError("weights sum to zero: at least one row needs a positive weight")
@@ -73,7 +75,7 @@ cdef class AliasSampler:
     cdef readonly int64_t n
 
     def __init__(self, weights):
-        w, _ = _weights(weights)
+        w, _ = check_weights(weights)
         self.n = w.shape[0]
         self.prob = np.empty(self.n, np.float64)
         self.alias = np.empty(self.n, np.int64)
@@ -112,7 +114,7 @@ cdef class AliasSampler:
 def sample_without_replacement(weights, int64_t size, uint64_t seed):
     """size distinct indices, each draw proportional to the weights of the rows not yet drawn, in
     draw order (rows with weight 0 are never drawn)."""
-    w, _ = _weights(weights)
+    w, _ = check_weights(weights)
     cdef int64_t n = w.shape[0]
     cdef int64_t positive = int(np.count_nonzero(w))
     if size < 0 or size > positive:

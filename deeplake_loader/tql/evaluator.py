@@ -92,9 +92,11 @@ class Evaluator:
                 out = np.where(hit, np.maximum(out, value), out) if w.kind == "max" else out + np.where(hit, value, 0)
         else:
             out = self.per_row_number(self.eval(w), w).astype(np.float64)
-        bad = np.nonzero(~np.isfinite(out) | (out < 0))[0]
-        if len(bad):
-            raise self.fail(w, f"weights must be finite and >= 0; row {int(bad[0])} has weight {out[bad[0]]!r}")
+        if len(out):
+            try:
+                sampling.check_weights(out)
+            except ValueError as e:
+                raise self.fail(w, str(e)) from None
         return out, node.replace, node.limit
 
     def draw(self, weights, replace, size, node):

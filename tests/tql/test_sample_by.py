@@ -59,5 +59,5 @@ def test_sample_errors(qds):
         sample_weights(qds, "select * where labels == 1")
     with pytest.raises(TQLError, match="one number per row"):
         sample_weights(qds, "boxes")
-    with pytest.raises(TQLError, match="finite and >= 0"):
+    with pytest.raises(TQLError, match="finite and non-negative; weight at index \\d+ is -"):
         sample_weights(qds, "labels - 3")
