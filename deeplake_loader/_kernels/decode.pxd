@@ -1,5 +1,6 @@
-# Batch JPEG/PNG decode kernels. The C helpers live in src/decode_jpeg.c and src/decode_png.c;
-# every function below is nogil and reports failure through its int status (never raises).
+# Batch JPEG/PNG decode kernels. The C helpers live in src/decode_jpeg.c, src/decode_png.c and
+# src/decode_resample.c; every function below is nogil and reports failure through its int
+# status (never raises).
 from libc.stdint cimport uint8_t, int64_t
 
 cdef extern from "decode_jpeg.h" nogil:
@@ -29,6 +30,9 @@ cdef extern from "decode_jpeg.h" nogil:
     int dl_jpeg_decode_crop(dl_ctx* ctx, const uint8_t* buf, size_t n, const int64_t* box,
                             int th, int tw, int flip, uint8_t* out, int c, int strict, char* msg)
     int dl_jpeg_pick_scale(int crop_h, int crop_w, int th, int tw)
+
+cdef extern from "decode_resample.h" nogil:
+    int dl_resample_use_simd(int on)
     int dl_resample_bilinear(dl_ctx* ctx, const uint8_t* src, int sh, int sw, size_t sstride,
                              int c, double y0, double x0, double y1, double x1, uint8_t* out,
                              int th, int tw, int flip, int alpha)

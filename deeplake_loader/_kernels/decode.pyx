@@ -513,6 +513,12 @@ def _pick_scale_py(int crop_h, int crop_w, int th, int tw):
     return dl_jpeg_pick_scale(crop_h, crop_w, th, tw)
 
 
+def _resample_use_simd(bint on):
+    """Let the resampler use its AVX2 rows (True, the default) or only portable C (False).
+    Returns whether AVX2 rows are in use; False on CPUs without AVX2 whatever was asked."""
+    return bool(dl_resample_use_simd(on))
+
+
 def _resample_bilinear_py(const uint8_t[:, :, ::1] src not None, box, size, bint flip=False,
                           bint alpha=False):
     """Resize ``src[y0:y1, x0:x1]`` (``box = (y0, x0, y1, x1)``, floats allowed) to ``size =

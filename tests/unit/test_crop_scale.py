@@ -107,6 +107,55 @@ def test_resampler_flip():
     np.testing.assert_array_equal(flipped, plain[:, ::-1])
 
 
+@pytest.fixture
+def portable_rows():
+    """Run a test body with the resampler's AVX2 rows switched off, restoring them after."""
+    K._resample_use_simd(False)
+    yield
+    K._resample_use_simd(True)
+
+
+def _simd_and_portable(a, box, size, flip=False, alpha=False):
+    simd = K._resample_bilinear_py(a, box, size, flip, alpha)
+    K._resample_use_simd(False)
+    try:
+        portable = K._resample_bilinear_py(a, box, size, flip, alpha)
+    finally:
+        K._resample_use_simd(True)
+    return simd, portable
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_resampler_simd_rows_equal_portable_rows(channels, rng):
+    """The AVX2 rows (split 22-bit coefficients, 4 taps per vector) give the portable bytes:
+    boxes touching the right edge (the overread guard), up- and downscales up to 21x (many tap
+    groups), fractional boxes, flips, alpha."""
+    if not K._resample_use_simd(True):
+        pytest.skip("this CPU has no AVX2: only the portable rows run")
+    a = I.pattern(97, 131, channels, seed=channels + 10)
+    sizes = [(1, 1), (5, 3), (24, 24), (61, 67), (224, 224), (97, 131)]
+    boxes = random_boxes(rng, 97, 131, 8) + [(0, 0, 97, 131), (50, 127, 47, 4), (3, 130, 90, 1)]
+    for y, x, h, w in boxes:
+        for size in sizes:
+            for flip in (False, True):
+                for box in ((y, x, y + h, x + w), (y + 0.25, x + 0.5, y + h - 0.1, x + w)):
+                    if box[2] <= box[0] or box[3] <= box[1]:
+                        continue
+                    simd, portable = _simd_and_portable(a, box, size, flip)
+                    np.testing.assert_array_equal(simd, portable, err_msg=f"{box} {size} {flip}")
+    if channels == 4:
+        simd, portable = _simd_and_portable(a, (3, 5, 90, 120), (31, 29), False, True)
+        np.testing.assert_array_equal(simd, portable)
+
+
+def test_portable_rows_equal_pillow(portable_rows, rng):
+    a = I.pattern(61, 83, 3, seed=5)
+    for box in random_boxes(rng, 61, 83, 6):
+        y, x, h, w = box
+        ours = K._resample_bilinear_py(a, (y, x, y + h, x + w), (24, 24))
+        assert_pillowish(ours, pillow_crop_resize(a, box, (24, 24)), box)
+
+
 # ---- scale choice ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("crop,target", [((375, 500), (224, 224)), ((100, 100), (13, 13)), ((8, 8), (1, 1)),

@@ -1,6 +1,6 @@
 /* JPEG decode (libjpeg API of libjpeg-turbo 2.1) behind a setjmp error manager, plus the pieces
- * shared with the PNG decoder: status codes, the per-thread decoder context and the
- * Pillow-compatible antialiased bilinear resampler used by the fused crop+scale path.
+ * shared with the PNG decoder: status codes and the per-thread decoder context. The resampler
+ * of the fused crop+scale path is in decode_resample.h.
  *
  * No Python API here. Every function is safe to call without the GIL, from several threads at
  * once provided each thread passes its own dl_ctx. Untrusted bytes never cause an out-of-bounds
@@ -31,11 +31,13 @@
 
 /* Per-thread decoder state: a reusable libjpeg decompress object and growable scratch memory. */
 typedef struct dl_ctx dl_ctx;
+#define DL_SCRATCH_KINDS 5
 
 dl_ctx *dl_ctx_new(void);
 void dl_ctx_free(dl_ctx *ctx);
-/* Scratch memory owned by ctx, at least n bytes (kind 0..3 are independent buffers). NULL if
- * the allocation fails. Valid until the next call with the same kind or dl_ctx_free. */
+/* Scratch memory owned by ctx, at least n bytes (kinds 0..DL_SCRATCH_KINDS-1 are independent
+ * buffers). NULL if the allocation fails. Valid until the next call with the same kind or
+ * dl_ctx_free. */
 void *dl_ctx_scratch(dl_ctx *ctx, int kind, size_t n);
 
 int dl_codec_of(const uint8_t *buf, size_t n);
@@ -57,18 +59,6 @@ int dl_jpeg_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t
 
 /* Smallest scale_num (denominator 8) whose scaled crop still covers th x tw. */
 int dl_jpeg_pick_scale(int crop_h, int crop_w, int th, int tw);
-
-/* Pillow-compatible antialiased bilinear resize (Image.resize(..., BILINEAR, box)) of the
- * region [x0, x1) x [y0, y1) (fractional allowed) of an 8-bit HWC image src (sh x sw x c,
- * row stride sstride bytes) into out (th x tw x c), optionally flipped left-right. The filter
- * never reads outside [floor(x0), ceil(x1)) x [floor(y0), ceil(y1)), exactly like resizing a
- * crop. alpha != 0 with c == 2 or 4 treats the last channel as alpha and resamples
- * premultiplied colours, as Image.resize does for LA/RGBA. A same-size integer box is a plain
- * copy (Pillow returns a copy). Uses ctx scratch kinds 0, 2 and 3. Returns DL_OK or
- * DL_ERR_NOMEM. */
-int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t sstride, int c,
-                         double y0, double x0, double y1, double x1, uint8_t *out, int th, int tw,
-                         int flip, int alpha);
 
 /* Pillow's CMYK (already inverted) -> RGB conversion of n pixels. */
 void dl_cmyk_to_rgb(const uint8_t *in, uint8_t *out, size_t npix);

@@ -3,6 +3,7 @@
  * libpng reports errors through png_error -> our error callback, which copies libpng's message
  * and longjmps to the png_jmpbuf set in the public function that called libpng. */
 #include "decode_png.h"
+#include "decode_resample.h"
 
 #include <setjmp.h>
 #include <stdio.h>
