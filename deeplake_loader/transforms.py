@@ -12,8 +12,10 @@
   ``t.plan_many(shapes, rng)``, and decodes straight to ``t.size`` with the fused
   crop + DCT-scale kernel (``t.decode(buffers, ...)`` does all of it).
 
-The fused JPEG path is not bit-exact with decode -> crop -> resize: it decodes at the smallest
-DCT scale (n/8) that still covers the target, then resizes. See tests/unit/test_crop_scale.py
+The fused JPEG path is not bit-exact with decode -> crop -> resize when the crop is at least
+twice the target on both sides: it decodes at the smallest DCT scale (1/8, 1/4 or 1/2) that
+still covers the target, then resizes; smaller crops are decoded at full size and match the
+resize of a full decode within 1. See tests/unit/test_crop_scale.py
 for the measured difference. Numpy arrays with 2 or 4 channels are taken as LA / RGBA (alpha
 last) and resampled with premultiplied alpha like ``PIL.Image.resize``; the fused decode does the
 same for PNG, while 4-channel (CMYK) JPEGs are resampled channel by channel, as Pillow does.

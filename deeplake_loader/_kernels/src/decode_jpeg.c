@@ -317,7 +317,7 @@ int dl_jpeg_decode(dl_ctx *ctx, const uint8_t *buf, size_t n, uint8_t *out, int 
 
 int dl_jpeg_pick_scale(int crop_h, int crop_w, int th, int tw) {
   int s;
-  for (s = 1; s < 8; s++)
+  for (s = 1; s < 8; s *= 2)
     if ((int64_t)crop_h * s >= (int64_t)th * 8 && (int64_t)crop_w * s >= (int64_t)tw * 8) return s;
   return 8;
 }

@@ -57,7 +57,10 @@ int dl_jpeg_decode(dl_ctx *ctx, const uint8_t *buf, size_t n, uint8_t *out, int 
 int dl_jpeg_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t *box, int th,
                         int tw, int flip, uint8_t *out, int c, int strict, char *msg);
 
-/* Smallest scale_num (denominator 8) whose scaled crop still covers th x tw. */
+/* Smallest scale_num in {1, 2, 4, 8} (denominator 8) whose scaled crop still covers th x tw.
+ * Only these scales: libjpeg-turbo has SIMD IDCTs for them, while 3/8, 5/8, 6/8, 7/8 run
+ * plain-C IDCTs that were slower than decoding at full size and resizing (and further from
+ * Pillow's result). */
 int dl_jpeg_pick_scale(int crop_h, int crop_w, int th, int tw);
 
 /* Pillow's CMYK (already inverted) -> RGB conversion of n pixels. */
