@@ -182,53 +182,73 @@ static void split_coeffs(const int32_t *kkh, int kh, int tw, int ng, int16_t *kk
     }
 }
 
+/* Sum of one output pixel's tap groups: 8 int32 lanes, channel sums of taps 0-1 in the low
+ * 128 bits and of taps 2-3 in the high 128 bits (to be added together). */
+DL_AVX2 static inline __attribute__((always_inline)) __m256i hsum_avx2(const uint8_t *p, int c,
+                                                                      const int16_t *kv, int ng,
+                                                                      __m256i sh) {
+  __m256i hi = _mm256_setzero_si256(), lo = _mm256_setzero_si256();
+  int g;
+  for (g = 0; g < ng; g++) {
+    __m256i v = _mm256_shuffle_epi8(
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + (size_t)g * 4 * c))), sh);
+    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(v, _mm256_loadu_si256((const __m256i *)(kv + 32 * g))));
+    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(v, _mm256_loadu_si256((const __m256i *)(kv + 32 * g + 16))));
+  }
+  return _mm256_add_epi32(_mm256_slli_epi32(hi, DL_SPLIT_BITS), lo);
+}
+
 /* Horizontal row, 3 or 4 channels (c is a constant after inlining). Group g loads the 16 bytes
  * at tap 4g (for RGB that is 4 pixels and 4 bytes of the next one) into both 128-bit lanes and
- * shuffles pixel bytes into int16 channel pairs. Output pixels whose loads would pass the end of
- * the row (the last few, when the box reaches the right edge) take the portable path. */
+ * shuffles pixel bytes into int16 channel pairs. Output pixels from nsafe on would load past
+ * the end of the row (the box reaches the right edge) and take the portable path. Two output
+ * pixels per step share the final lane sums, rounding and packing. */
 DL_AVX2 static inline __attribute__((always_inline)) void hrow_avx2(
-    const uint8_t *row, uint8_t *trow, int tw, int sw, int c, const int *bh, const int32_t *kkh,
-    int kh, const int16_t *kk16, int ng) {
+    const uint8_t *row, uint8_t *trow, int tw, int nsafe, int c, const int *bh,
+    const int32_t *kkh, int kh, const int16_t *kk16, int ng) {
   const __m256i sh = c == 3 ? _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1,
                                                -1, -1, 6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1,
                                                -1, -1, -1, -1)
                             : _mm256_setr_epi8(0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7,
                                                -1, 8, -1, 12, -1, 9, -1, 13, -1, 10, -1, 14, -1,
                                                11, -1, 15, -1);
-  const size_t limit = (size_t)sw * c, extra = c == 3 ? 4 : 0;
-  int xx, g, xmin;
+  const __m256i half = _mm256_set1_epi32(1 << (DL_PRECISION_BITS - 1));
+  int xx = 0;
   uint32_t px;
-  for (xx = 0; xx < tw; xx++) {
-    xmin = bh[2 * xx];
-    const uint8_t *p = row + (size_t)xmin * c;
-    uint8_t *o = trow + (size_t)xx * c;
-    if ((size_t)(xmin + 4 * ng) * c + extra > limit) {
-      hpix(p, kkh + (size_t)xx * kh, bh[2 * xx + 1], c, o);
-      continue;
-    }
-    const int16_t *kv = kk16 + (size_t)xx * ng * 32;
-    __m256i hi = _mm256_setzero_si256(), lo = _mm256_setzero_si256();
-    for (g = 0; g < ng; g++) {
-      __m256i v = _mm256_shuffle_epi8(
-          _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + (size_t)g * 4 * c))),
-          sh);
-      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(v, _mm256_loadu_si256((const __m256i *)(kv + 32 * g))));
-      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(v, _mm256_loadu_si256((const __m256i *)(kv + 32 * g + 16))));
-    }
-    __m256i s = _mm256_add_epi32(_mm256_slli_epi32(hi, DL_SPLIT_BITS), lo);
-    px = pack_pixel(_mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
-    memcpy(o, &px, (size_t)c);
+  for (; xx + 1 < nsafe; xx += 2) {
+    __m256i a = hsum_avx2(row + (size_t)bh[2 * xx] * c, c, kk16 + (size_t)xx * ng * 32, ng, sh);
+    __m256i b = hsum_avx2(row + (size_t)bh[2 * xx + 2] * c, c, kk16 + (size_t)(xx + 1) * ng * 32,
+                          ng, sh);
+    /* [a taps 0-1 | b taps 0-1] + [a taps 2-3 | b taps 2-3] = [a | b] */
+    __m256i t = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                                 _mm256_permute2x128_si256(a, b, 0x31));
+    t = _mm256_srai_epi32(_mm256_add_epi32(t, half), DL_PRECISION_BITS);
+    t = _mm256_packus_epi16(_mm256_packs_epi32(t, t), t);
+    px = (uint32_t)_mm256_cvtsi256_si32(t);
+    memcpy(trow + (size_t)xx * c, &px, (size_t)c);
+    px = (uint32_t)_mm_cvtsi128_si32(_mm256_extracti128_si256(t, 1));
+    memcpy(trow + (size_t)(xx + 1) * c, &px, (size_t)c);
   }
+  for (; xx < nsafe; xx++) {
+    __m256i s = hsum_avx2(row + (size_t)bh[2 * xx] * c, c, kk16 + (size_t)xx * ng * 32, ng, sh);
+    px = pack_pixel(_mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
+    memcpy(trow + (size_t)xx * c, &px, (size_t)c);
+  }
+  for (; xx < tw; xx++)
+    hpix(row + (size_t)bh[2 * xx] * c, kkh + (size_t)xx * kh, bh[2 * xx + 1], c,
+         trow + (size_t)xx * c);
 }
 
-DL_AVX2 static void hrow3_avx2(const uint8_t *row, uint8_t *trow, int tw, int sw, const int *bh,
-                               const int32_t *kkh, int kh, const int16_t *kk16, int ng) {
-  hrow_avx2(row, trow, tw, sw, 3, bh, kkh, kh, kk16, ng);
+DL_AVX2 static void hrow3_avx2(const uint8_t *row, uint8_t *trow, int tw, int nsafe,
+                               const int *bh, const int32_t *kkh, int kh, const int16_t *kk16,
+                               int ng) {
+  hrow_avx2(row, trow, tw, nsafe, 3, bh, kkh, kh, kk16, ng);
 }
 
-DL_AVX2 static void hrow4_avx2(const uint8_t *row, uint8_t *trow, int tw, int sw, const int *bh,
-                               const int32_t *kkh, int kh, const int16_t *kk16, int ng) {
-  hrow_avx2(row, trow, tw, sw, 4, bh, kkh, kh, kk16, ng);
+DL_AVX2 static void hrow4_avx2(const uint8_t *row, uint8_t *trow, int tw, int nsafe,
+                               const int *bh, const int32_t *kkh, int kh, const int16_t *kk16,
+                               int ng) {
+  hrow_avx2(row, trow, tw, nsafe, 4, bh, kkh, kh, kk16, ng);
 }
 
 /* Vertical row: 32 output bytes per step held in four 8-lane accumulators across all taps. */
@@ -284,7 +304,7 @@ int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t
                          int flip, int alpha) {
   int kh = ksize_for(x0, x1, tw), kv = ksize_for(y0, y1, th);
   int kmax = kh > kv ? kh : kv;
-  int ng = 0; /* 4-tap groups of the AVX2 horizontal pass (0: not used) */
+  int ng = 0, nsafe = 0; /* AVX2 horizontal pass: 4-tap groups; outputs whose loads fit */
   size_t need = ((size_t)tw * kh + (size_t)th * kv) * sizeof(int32_t) +
                 ((size_t)tw + th) * 2 * sizeof(int) + (size_t)kmax * sizeof(double) + 8;
   char *mem = (char *)dl_ctx_scratch(ctx, 2, need);
@@ -327,6 +347,11 @@ int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t
     kk16 = (int16_t *)dl_ctx_scratch(ctx, 4, (size_t)tw * ng * 32 * sizeof(int16_t));
     if (!kk16) return DL_ERR_NOMEM;
     split_coeffs(kkh, kh, tw, ng, kk16);
+    /* xmin never decreases, so the outputs whose vector loads stay in the row are a prefix.
+     * RGB loads read 4 bytes past the last of the 4 * ng pixels. */
+    while (nsafe < tw &&
+           (size_t)(bh[2 * nsafe] + 4 * ng) * c + (c == 3 ? 4 : 0) <= (size_t)sw * c)
+      nsafe++;
   }
 #endif
   yfirst = bv[0];
@@ -349,9 +374,9 @@ int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t
 #ifdef DL_X86_SIMD
     if (kk16) {
       if (c == 3)
-        hrow3_avx2(row, trow, tw, sw, bh, kkh, kh, kk16, ng);
+        hrow3_avx2(row, trow, tw, nsafe, bh, kkh, kh, kk16, ng);
       else
-        hrow4_avx2(row, trow, tw, sw, bh, kkh, kh, kk16, ng);
+        hrow4_avx2(row, trow, tw, nsafe, bh, kkh, kh, kk16, ng);
       continue;
     }
 #endif
