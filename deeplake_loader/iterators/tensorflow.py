@@ -7,6 +7,15 @@ import numpy as np
 from . import Batch
 
 
+def _json_default(x):
+    """JSON for the values deeplake stores inside json samples: arrays and numpy scalars."""
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"Object of type {type(x).__name__} is not JSON serializable")
+
+
 def to_tf(v, htype=None):
     import tensorflow as tf
 
@@ -17,7 +26,7 @@ def to_tf(v, htype=None):
     if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
         return tf.constant(v, dtype=tf.string)
     if isinstance(v, list) and v and all(isinstance(x, (dict, list)) for x in v):
-        return tf.constant([json.dumps(x) for x in v], dtype=tf.string)
+        return tf.constant([json.dumps(x, default=_json_default) for x in v], dtype=tf.string)
     if isinstance(v, list) and v and all(isinstance(x, (bytes, bytearray)) for x in v):
         return tf.constant([bytes(x) for x in v], dtype=tf.string)
     return v

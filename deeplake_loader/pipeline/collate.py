@@ -41,12 +41,13 @@ def apply_transforms(columns: dict, rows, transform, per_tensor: dict):
 
 
 def default_collate(samples, key=None):
-    """Stack per key (dicts), per position (tuples/lists of fixed length) or as arrays; strings,
-    bytes, dicts and images stay lists."""
+    """Samples (dicts) become one dict, each key collated on its own: stacked as arrays / torch
+    tensors, per position for tuples of fixed length; strings, bytes, images and dict values
+    (json) stay lists."""
     if not samples:
         return samples
     first = samples[0]
-    if isinstance(first, dict):
+    if isinstance(first, dict) and key is None:
         return {k: default_collate([s[k] for s in samples], key=k) for k in first}
     if isinstance(first, tuple) and all(isinstance(s, tuple) and len(s) == len(first) for s in samples):
         return tuple(default_collate(list(col), key) for col in zip(*samples))

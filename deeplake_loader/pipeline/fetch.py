@@ -73,6 +73,14 @@ class Column:
         return self.raw(rows)
 
 
+def _stack_items(items):
+    """A sequence sample: its items as one array when their shapes agree (as ``t[i].numpy()``
+    gives it), else the list of items."""
+    if items and all(isinstance(x, np.ndarray) and x.shape == items[0].shape for x in items):
+        return np.stack(items)
+    return items
+
+
 class Decoder:
     def __init__(self, pool, num_threads):
         self.pool = pool
@@ -86,6 +94,8 @@ class Decoder:
             from PIL import Image
 
             return [Image.open(io.BytesIO(v)) if len(v) else None for v in values]
+        if col.reader.seq is not None:
+            return [_stack_items(v) for v in values]
         if not col.native:
             return values
         try:
