@@ -29,10 +29,14 @@ def exists(path, **storage_options) -> bool:
     return _exists(storage_for(path, **storage_options))
 
 
-def load(path, read_only=None, *, branch: str = "main", commit: str | None = None, verbose=False,
-         **storage_options) -> "Dataset":
-    """Open an existing dataset at the head of ``branch`` or at ``commit``."""
-    storage = storage_for(path, **storage_options)
+def load(path, read_only=None, *, branch: str = "main", commit: str | None = None, creds=None,
+         verbose=False, **storage_options) -> "Dataset":
+    """Open an existing dataset at the head of ``branch`` or at ``commit``. ``creds``: deeplake's
+    credentials dict for s3:// (aws_access_key_id, aws_secret_access_key, aws_session_token,
+    endpoint_url, aws_region, profile_name) or a GCS token; further keyword arguments go to fsspec,
+    and deeplake's cache/lock/account arguments (token, access_method, ...) are accepted and
+    have no effect."""
+    storage = storage_for(path, creds=creds, **storage_options)
     if not _exists(storage):
         raise DatasetNotFoundError(str(path))
     return Dataset(storage, str(path), VersionState(storage, branch=branch, commit=commit),

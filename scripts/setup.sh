@@ -22,5 +22,6 @@ fi
 $PY -m pip install -q --disable-pip-version-check \
   "setuptools>=65" wheel "cython>=3.0" "numpy>=1.23" "Pillow>=9" "lz4>=4" \
   "torch==2.13.0" "tensorflow-cpu>=2.15" \
-  "pytest>=7" "hypothesis>=6" "psutil>=5" "fsspec>=2023.1" jinja2 pyyaml
+  "pytest>=7" "hypothesis>=6" "psutil>=5" "fsspec>=2023.1" jinja2 pyyaml \
+  "s3fs>=2023.1" "moto[server]>=5"
 $PY -m pip install -q --disable-pip-version-check --no-build-isolation -e .
