@@ -195,8 +195,26 @@ class Dataset:
             names = self._names()
             if full not in names:
                 raise TensorDoesNotExistError(name, list(self.tensors))
-            readers[full] = TensorReader(self.storage, self.version_state, full, names[full])
+            readers[full] = TensorReader(self.storage, self.version_state, full, names[full],
+                                         links=self._links())
         return readers[full]
+
+    def _links(self):
+        if self._shared.get("links") is None:
+            from .format.links import Links
+
+            self._shared["links"] = Links(self.storage)
+        return self._shared["links"]
+
+    def get_creds_keys(self) -> list:
+        """The creds keys link tensors of this dataset refer to (deeplake's linked_creds.json)."""
+        return list(self._links().creds_keys)
+
+    def populate_creds(self, creds_key: str, creds) -> None:
+        """Credentials for the linked files stored under ``creds_key`` (as in deeplake: an s3 creds
+        dict such as ``{"aws_access_key_id": ..., "aws_secret_access_key": ..., "endpoint_url": ...}``,
+        or a GCS token). Kept in memory only."""
+        self._links().populate(creds_key, creds)
 
     def _with(self, **changes) -> "Dataset":
         kw = dict(read_only=self.read_only, index_rows=self.index_rows, scalar=self._scalar,

@@ -51,6 +51,16 @@ class DecodeError(DeepLakeLoaderError, ValueError):
         super().__init__(f"{message} ({where})" if where else message)
 
 
+class LinkedFileError(DeepLakeLoaderError, OSError):
+    """The file a link tensor's sample points to could not be fetched. Names the path, the tensor
+    and the sample."""
+
+    def __init__(self, message: str, *, path=None, tensor=None, index=None):
+        self.path, self.tensor, self.index = path, tensor, index
+        where = _where(tensor, index, None)
+        super().__init__(f"{message} ({where})" if where else message)
+
+
 class TensorDoesNotExistError(DeepLakeLoaderError, KeyError):
     """A tensor name that is not in the dataset; lists the ones that are."""
 

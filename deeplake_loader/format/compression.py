@@ -114,6 +114,26 @@ def decode_images(buffers, codec, shapes, num_threads=1):
     return out
 
 
+def decode_files(buffers, num_threads=1):
+    """Whole image files of any supported type, each to its own (H, W, C) array (gray: C = 1),
+    for samples whose shape is stored nowhere (link tensors). Empty buffers give None."""
+    from .._kernels import decode as kernel
+
+    shapes = []
+    for i, b in enumerate(buffers):
+        shape = ()
+        if len(b) and sniff(b) in KERNEL_CODECS:
+            try:
+                info = kernel.image_info(b)
+            except DecodeError as e:
+                e.position = i
+                raise
+            shape = (info[1], info[2], info[3])
+        shapes.append(shape)
+    arrs = decode_images(buffers, None, shapes, num_threads)
+    return [a if a is None or a.ndim == 3 else a.reshape(a.shape[:2] + (-1,)) for a in arrs]
+
+
 def encode_image(arr: np.ndarray, codec: str, **options) -> bytes:
     """Encode an (H,W[,C]) uint8 array to a file, as deeplake's compress_array (Pillow, defaults)."""
     from PIL import Image

@@ -15,11 +15,13 @@ from . import compression
 from .chunk import Chunk
 from .._kernels.chunk import parse_header
 from .encoders import ChunkIdEncoder, SequenceEncoder, TileEncoder, locate
+from .links import parse_creds_index
 from .meta import loads, read_json
 
 _HEADER_GUESS = 65536
 _WHOLE_CHUNK = object()
 TEXT_HTYPES = {"text", "json", "list", "tag"}
+LINK_HTYPES = {"image", "image.rgb", "image.gray"}
 SUPPORTED_HTYPES = {None, "generic", "image", "image.rgb", "image.gray", "class_label", "bbox", "bbox.3d",
                     "text", "json", "list", "tag", "embedding", "binary_mask", "segment_mask",
                     "keypoints_coco", "point", "instance_label", "intrinsics"}
@@ -29,8 +31,9 @@ class TensorReader:
     """A tensor at the commit of ``version_state``. Rows are global sample indices (sequence
     tensors: sequence indices)."""
 
-    def __init__(self, storage, version_state, name: str, key: str, *, cache_chunks: int = 16):
+    def __init__(self, storage, version_state, name: str, key: str, *, cache_chunks: int = 16, links=None):
         self.storage, self.vs, self.name, self.key = storage, version_state, name, key
+        self.links = links  # format.links.Links of the dataset, for link tensors
         base = version_state.key(key) + "/"
         self.meta_key = base + "tensor_meta.json"
         self.meta = read_json(storage, self.meta_key, tensor=name)
@@ -43,6 +46,10 @@ class TensorReader:
         if self.meta.get("is_sequence"):
             self.seq = SequenceEncoder.parse(storage.get_or_none(base + "sequence_index/unsharded"),
                                              tensor=name, key=base + "sequence_index/unsharded")
+        self.creds_table = None
+        if self.is_link:
+            self.creds_table = parse_creds_index(storage.get_or_none(base + "creds_index/unsharded"),
+                                                 tensor=name, key=base + "creds_index/unsharded")
         self._validate()
         self._chunks: OrderedDict = OrderedDict()
         self._cache_chunks = cache_chunks
@@ -102,6 +109,10 @@ class TensorReader:
         return self.base_htype in TEXT_HTYPES
 
     @property
+    def is_link(self) -> bool:
+        return bool(self.meta.get("is_link"))
+
+    @property
     def dtype(self):
         d = self.meta.get("dtype")
         if self.base_htype in TEXT_HTYPES:  # deeplake reports str for every text-like htype
@@ -133,9 +144,11 @@ class TensorReader:
 
     def check_readable(self):
         """UnsupportedError for htypes/codecs this reader does not decode."""
-        if self.meta.get("is_link"):
-            raise UnsupportedError(f"tensor '{self.name}' has htype {self.htype}: link tensors are not "
-                                   "supported yet")
+        if self.is_link:
+            if self.base_htype not in LINK_HTYPES or self.seq is not None or self.links is None:
+                raise UnsupportedError(f"tensor '{self.name}' has htype {self.htype}: only link[image] "
+                                       "tensors are read")
+            return
         if self.meta.get("htype") not in SUPPORTED_HTYPES:
             raise UnsupportedError(f"tensor '{self.name}' has htype '{self.meta.get('htype')}', which is not "
                                    "supported (video, audio, dicom, nifti, point_cloud, mesh, polygon, link)")
@@ -250,6 +263,8 @@ class TensorReader:
                                       f"{shape} ({e})", tensor=self.name, index=row, key=key) from None
 
     def _read_item(self, item: int):
+        if self.is_link:
+            return self._read_links(np.array([item], np.int64))[0]
         if item in self.tiles:
             return self._read_tiled(item)
         erow, local = self.enc.locate([item])
@@ -350,6 +365,8 @@ class TensorReader:
         """Samples of rows (a list); image files of one chunk go to the batch kernel together."""
         self.check_readable()
         rows = self._items(rows)
+        if self.is_link:
+            return self._read_links(rows)
         if self.seq is None and not self.is_text and self.sample_compression in compression.KERNEL_CODECS:
             return self._read_images(rows)
         if self.seq is None and (self.chunk_compression is None or self.chunk_compression in compression.BYTE_CODECS):
@@ -405,6 +422,46 @@ class TensorReader:
                 out[p] = self._fit(arrs[k], shapes[k], int(rows[p]), chunk.key)
         return out
 
+    def link_paths(self, rows) -> list:
+        """The path or URL each link sample holds (chunk payloads are UTF-8 text)."""
+        rows = np.asarray(rows, np.int64)
+        out = [None] * len(rows)
+        for name, pos, local in self.chunk_plan(rows):
+            chunk = self._chunk_for(name, rows[pos[0]])
+            ranges = self._chunk_call(chunk.byte_ranges, rows, pos, local)
+            for k, p in enumerate(pos):
+                raw = bytes(chunk.data[ranges[k, 0]:ranges[k, 1]])
+                try:
+                    out[p] = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise UnsupportedError(f"link sample {int(rows[p])} of tensor '{self.name}' is not a path "
+                                           "(a linked tiled sample?); only plain links are read") from None
+        return out
+
+    def _fetch_links(self, rows) -> list:
+        paths = self.link_paths(rows)
+        keys = [self.links.key_of(self.creds_table, int(r), self.name) for r in rows]
+        bufs = [b""] * len(rows)
+        todo = [k for k, p in enumerate(paths) if p]  # an empty path is an empty sample
+        got = self.links.fetch_many([paths[k] for k in todo], [keys[k] for k in todo], tensor=self.name,
+                                    rows=[int(rows[k]) for k in todo])
+        for k, b in zip(todo, got):
+            bufs[k] = b
+        return bufs
+
+    def _read_links(self, rows) -> list:
+        """Link samples: fetch each linked file, decode it by its own type."""
+        self.check_readable()
+        bufs = self._fetch_links(rows)
+        try:
+            arrs = compression.decode_files(bufs)
+        except DecodeError as e:
+            p = e.position if e.position is not None else 0
+            raise DecodeError(f"linked file '{self.link_paths([rows[p]])[0]}': {str(e).split(' (')[0]}",
+                              tensor=self.name, index=int(rows[p])) from None
+        dtype = self.dtype or np.dtype(np.uint8)
+        return [np.zeros((0, 0, 0), dtype) if a is None else a.astype(dtype, copy=False) for a in arrs]
+
     def _fit(self, arr, shape, row, key):
         """A decoded image in the sample shape the chunk header gives; an error naming the sample
         when the two disagree (a damaged header or payload)."""
@@ -433,6 +490,8 @@ class TensorReader:
         return self.shape_of_item(int(row))
 
     def shape_of_item(self, item: int) -> tuple:
+        if self.is_link:  # the chunk holds the path; the shape is the linked file's
+            return tuple(self._read_links(np.array([item], np.int64))[0].shape)
         if item in self.tiles:
             return tuple(self.tiles[item][0])
         erow, local = self.enc.locate([item])
@@ -445,6 +504,8 @@ class TensorReader:
     def stored_bytes(self, rows) -> list:
         """The stored payload of each row, without copies (e.g. the JPEG file of an image)."""
         rows = self._items(rows)
+        if self.is_link:
+            return self._fetch_links(rows)
         if self.chunk_compression is not None and self.chunk_compression not in compression.BYTE_CODECS:
             raise UnsupportedError(f"tensor '{self.name}' stores images as one {self.chunk_compression} canvas "
                                    "per chunk: samples have no stored bytes of their own")

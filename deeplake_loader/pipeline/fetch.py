@@ -46,7 +46,8 @@ class Column:
         self.reader = ds._reader(name)
         r = self.reader
         r.check_readable()
-        self.native = (r.sample_compression in compression.KERNEL_CODECS and not r.tiles and r.seq is None)
+        self.native = (r.sample_compression in compression.KERNEL_CODECS and not r.tiles and r.seq is None
+                       and not r.is_link)  # link tensors: files of any type, fetched and decoded by the reader
         self.crop, self.transform = (fused_crop(transform) if (self.native and method == "numpy") else (None, transform))
         if method == "pil" and r.sample_compression not in compression.KERNEL_CODECS:
             raise ValueError(f"decode_method 'pil' is only for jpeg/png image tensors; tensor '{name}' has "
@@ -67,7 +68,7 @@ class Column:
 
     def raw_from_chunk(self, chunk, rows, locals_):
         """The same, for rows of one already loaded chunk of this (primary) tensor."""
-        if self.wants_bytes and not self.reader.tiles:
+        if self.wants_bytes and not self.reader.tiles and not self.reader.is_link:
             ranges = chunk.byte_ranges(locals_)
             return [bytes(chunk.data[s:e]) for s, e in ranges]
         return self.raw(rows)

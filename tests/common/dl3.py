@@ -202,15 +202,42 @@ def run_dl3(script, *args, timeout: float = 300, cwd=None):
 def vectors_hash() -> str:
     h = hashlib.sha256(VECTORS_SCRIPT.read_bytes())
     h.update(DL3_VERSION.encode())
+    h.update(b"generated in place")  # link vectors hold absolute paths: the folder never moves
     return h.hexdigest()[:16]
 
 
 def vectors_dir(timeout: float = 600) -> Path:
-    """Generate (once per content hash of dl3_vectors.py) and return the test-vector directory."""
+    """Generate (once per content hash of dl3_vectors.py) and return the test-vector directory.
+    Generated where it stays (link tensors store absolute paths of their files), under a lock;
+    manifest.json, written last, marks it complete, and an incomplete folder is regenerated."""
     target = CACHE_DIR / f"vectors-{vectors_hash()}"
     done = target / "manifest.json"
     if done.exists():
         return target
+    dl3_python()  # venv first (own lock), so that a missing venv is reported as such
+    with _file_lock(CACHE_DIR / "vectors.lock"):
+        if done.exists():
+            return target
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        try:
+            t0 = time.perf_counter()
+            run_dl3(VECTORS_SCRIPT, target, timeout=timeout)
+            elapsed = time.perf_counter() - t0
+            manifest = json.loads(done.read_text())
+            manifest["generation_seconds"] = round(elapsed, 2)
+            tmp = target / "manifest.json.tmp"
+            tmp.write_text(json.dumps(manifest, indent=1))
+            os.replace(tmp, done)
+        except BaseException:
+            if done.exists():
+                done.unlink()
+            raise
+        for old in CACHE_DIR.glob("vectors-*"):  # vectors of older versions of the script
+            if old.is_dir() and old != target:
+                shutil.rmtree(old, ignore_errors=True)
+    return target
     dl3_python()  # venv first (own lock), so that a missing venv is reported as such
     with _file_lock(CACHE_DIR / "vectors.lock"):
         if done.exists():

@@ -5,7 +5,6 @@ deeplake 3.9.52 with deeplake's own ``creds`` dict, read and loaded by us with t
 from __future__ import annotations
 
 import io
-import socket
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from tests.common import dl3
 
 pytestmark = pytest.mark.dl3
 
-moto_server = pytest.importorskip("moto.server", reason="moto[server] provides the local S3 endpoint")
+pytest.importorskip("moto.server", reason="moto[server] provides the local S3 endpoint")
 pytest.importorskip("s3fs", reason="s3fs serves s3:// paths")
 
 N = 23
@@ -55,24 +54,6 @@ ds = deeplake.load(url, creds=creds, read_only=True, verbose=False)
 emit({"len": len(ds), "labels": ds.labels.numpy().reshape(-1).tolist(),
       "sums": [int(ds.images[i].numpy().astype("int64").sum()) for i in range(len(ds))]})
 """
-
-
-@pytest.fixture(scope="module")
-def s3(dl3_python):
-    """(endpoint, creds) of a moto S3 server with bucket 'lake'."""
-    import boto3
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "endpoint_url": endpoint}
-    boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket="lake")
-    yield endpoint, creds
-    server.stop()
 
 
 @pytest.fixture(scope="module")

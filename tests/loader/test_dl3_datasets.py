@@ -21,9 +21,8 @@ from tests.common import dl3
 
 pytestmark = pytest.mark.dl3
 
-# link tensors are refused by the reader (NotImplementedError-style UnsupportedError, tested in
-# tests/integration); empty and zero_samples vectors have nothing to iterate.
-SKIP = {"link", "empty", "zero_samples"}
+# empty and zero_samples vectors have nothing to iterate; link[image] files are fetched from disk.
+SKIP = {"empty", "zero_samples"}
 VECTORS = [v for v in dl3.list_vectors() if v not in SKIP]
 TORCH_DTYPE = {np.dtype("uint16"): np.dtype("int32"), np.dtype("uint32"): np.dtype("int64"),
                np.dtype("uint64"): np.dtype("int64")}
