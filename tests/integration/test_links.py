@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.common import dl3
+from tests.common.loader import as_lists, keep
 
 pytestmark = pytest.mark.dl3
 
@@ -77,8 +78,8 @@ def test_dataloader_over_links(local_links, workers):
 
     out, paths, want = local_links
     ds = dl.load(str(out), read_only=True)
-    loader = ds.dataloader().batch(2).shuffle().transform({"img": _keep, "label": None}) \
-        .pytorch(num_workers=workers, collate_fn=_lists)
+    loader = ds.dataloader().batch(2).shuffle().transform({"img": keep, "label": None}) \
+        .pytorch(num_workers=workers, collate_fn=as_lists)
     seen = []
     with loader:
         for batch in loader:
@@ -162,7 +163,7 @@ def test_s3_links_under_a_creds_key(s3, tmp_path):
     for i, w in enumerate(want):
         assert dl3.array_mismatch(ds.img[i].numpy(), w) is None
     rows = []
-    for batch in ds.dataloader().batch(3).pytorch(collate_fn=_lists):
+    for batch in ds.dataloader().batch(3).pytorch(collate_fn=as_lists):
         for row, img in zip(batch["index"].reshape(-1).tolist(), batch["img"]):
             assert dl3.array_mismatch(np.asarray(img), want[row]) is None
             rows.append(row)
@@ -173,14 +174,6 @@ def test_s3_links_under_a_creds_key(s3, tmp_path):
                                         "endpoint_url": endpoint + "/no-such-prefix"})
     with pytest.raises(LinkedFileError, match="s3://lake/pictures/0"):
         fresh.img[0].numpy()
-
-
-def _keep(x):
-    return x
-
-
-def _lists(samples):
-    return {k: [s[k] for s in samples] for k in samples[0]}
 
 
 def test_link_vector_bytes_are_the_files(dl3_vectors):

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.common import dl3
+from tests.common.loader import as_lists
 
 pytestmark = pytest.mark.dl3
 
@@ -86,7 +87,7 @@ def test_dataloader_over_s3(dl3_on_s3, workers):
     url, creds = dl3_on_s3
     ds = dl.load(url, read_only=True, creds=creds)
     loader = (ds.dataloader().batch(4).shuffle().transform({"images": _flip, "labels": None, "caption": None})
-              .pytorch(num_workers=workers, collate_fn=_lists))
+              .pytorch(num_workers=workers, collate_fn=as_lists))
     seen = []
     with loader:
         for batch in loader:
@@ -125,11 +126,6 @@ def test_creds_errors_name_the_problem(s3):
 
 def _flip(a):
     return np.ascontiguousarray(a[:, ::-1])
-
-
-def _lists(samples):
-    """Images of different sizes: keep every tensor as a list (the loader adds ``index``)."""
-    return {k: [s[k] for s in samples] for k in samples[0]}
 
 
 def test_png_bytes_of_deeplake_s3_dataset(dl3_on_s3):

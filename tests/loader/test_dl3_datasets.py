@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.common import dl3
+from tests.common.loader import as_lists, keep
 
 pytestmark = pytest.mark.dl3
 
@@ -153,16 +154,6 @@ def _uniform(vec):
     return [t for t in vec.tensors if vec.meta[t]["uniform"] and vec.meta[t]["length"] == vec.length]
 
 
-def _keep(x):
-    """Identity per-tensor transform (module level, so worker processes can unpickle it)."""
-    return x
-
-
-def _as_lists(samples):
-    """collate_fn keeping each tensor's samples as a list (for tensors whose shapes differ)."""
-    return {k: [s[k] for s in samples] for k in samples[0]}
-
-
 @pytest.mark.parametrize("name", ["image_jpeg", "image_png", "multi_chunk", "class_label", "htypes", "lz4"])
 @pytest.mark.parametrize("workers", [0, 2])
 def test_batched_shuffled_epochs(vectors, name, workers):
@@ -173,10 +164,10 @@ def test_batched_shuffled_epochs(vectors, name, workers):
 
     vec = vectors(name)
     tensors = [t for t in vec.tensors if vec.meta[t]["length"] == vec.length]
-    collate = None if tensors == _uniform(vec) else _as_lists
+    collate = None if tensors == _uniform(vec) else as_lists
     dl.random.seed(5)
     loader = (vec.ds.dataloader().batch(3).shuffle(buffer_size=1)
-              .transform({t: _keep for t in tensors})
+              .transform({t: keep for t in tensors})
               .pytorch(num_workers=workers, collate_fn=collate))
     orders = []
     with loader:

@@ -3,8 +3,8 @@
  * Two passes like Pillow: each needed source row is resampled horizontally into an 8-bit
  * temporary (rows yfirst..ylast only), then each output row is a weighted sum of temporary
  * rows. The AVX2 versions of the row functions do the same integer sums in vector lanes:
- * one output pixel's channels (two taps at a time) for the horizontal pass, 32 bytes of an
- * output row for the vertical pass. */
+ * four taps of one output pixel's channels per vpmaddwd (two pixels per step) for the
+ * horizontal pass, 32 bytes of an output row for the vertical pass. */
 #include "decode_resample.h"
 
 #include <math.h>

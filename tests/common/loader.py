@@ -1,0 +1,12 @@
+"""Picklable helpers for loader tests (module level, so worker processes can import them)."""
+
+
+def keep(x):
+    """Identity per-tensor transform: makes worker processes run without changing samples."""
+    return x
+
+
+def as_lists(samples):
+    """collate_fn keeping each tensor's samples as a list (for tensors whose shapes differ); the
+    loader adds ``index``."""
+    return {k: [s[k] for s in samples] for k in samples[0]}
