@@ -185,3 +185,23 @@ def test_link_vector_bytes_are_the_files(dl3_vectors):
     for batch in raw:
         data = batch["lk"][0]
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), ds.lk[int(batch["index"][0, 0])].numpy())
+
+
+def test_damaged_creds_index_is_named(local_links):
+    """A creds index that is not whole rows, or names a key linked_creds.json lacks: errors naming
+    the tensor (and the sample) and the file."""
+    import deeplake_loader as dl
+    from deeplake_loader.errors import CorruptDatasetError
+
+    out, _, _ = local_links
+    path = out / "img" / "creds_index" / "unsharded"
+    good = path.read_bytes()
+    version_len = good[0] + 1
+    path.write_bytes(good[:-1])
+    with pytest.raises(CorruptDatasetError, match=r"creds index is not whole rows.*'img'.*creds_index"):
+        dl.load(str(out), read_only=True).img[0].numpy()
+    rows = np.frombuffer(good, "<u4", offset=version_len).reshape(-1, 2).copy()
+    rows[:, 0] = 5
+    path.write_bytes(good[:version_len] + rows.tobytes())
+    with pytest.raises(CorruptDatasetError, match=r"creds index names key #5.*'img'.*sample index 0"):
+        dl.load(str(out), read_only=True).img[0].numpy()
