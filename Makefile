@@ -1,10 +1,12 @@
-# The two entry points of README.md. Each does its own (idempotent) set-up first.
-PYTHON ?= python3
+# The two entry points of README.md. Each does its own (idempotent) set-up first; everything runs
+# inside the project's virtual environment (.venv/, or $DEEPLAKE_LOADER_VENV).
+VENV ?= $(if $(DEEPLAKE_LOADER_VENV),$(DEEPLAKE_LOADER_VENV),$(CURDIR)/.venv)
+PYTHON := $(VENV)/bin/python
 
 .PHONY: setup demo test bench
 
 setup:
-	bash scripts/setup.sh
+	DEEPLAKE_LOADER_VENV=$(VENV) bash scripts/setup.sh
 
 demo: setup
 	$(PYTHON) examples/demo.py
