@@ -35,6 +35,7 @@ class _LoaderBase:
         object.__setattr__(self, "_config", cfg)
         object.__setattr__(self, "_called", _called)
         object.__setattr__(self, "_pipeline", None)
+        object.__setattr__(self, "dataset", cfg.dataset)  # with torch: a RowsDataset (iterators/torch_parts.py)
 
     # -------------------------------------------------------------------------------- helpers
     def _next(self, called: str | None = None, **changes):
@@ -186,10 +187,6 @@ class _LoaderBase:
         return self._config
 
     @property
-    def dataset(self):
-        return self._config.dataset
-
-    @property
     def batch_size(self):
         return self._config.batch_size
 
@@ -214,13 +211,10 @@ class _LoaderBase:
         return self._pipeline
 
     def __iter__(self):
-        from .iterators import converter
-        from .pipeline import plan
+        from .iterators import converter_for
 
         pipe = self._get_pipeline()
-        names = plan.selected_tensors(self._config)
-        htypes = {n: self._config.dataset._reader(n).base_htype for n in names}
-        convert = converter(self._config.mode, htypes)
+        convert = converter_for(self._config)
         for batch in pipe:
             yield convert(batch)
 
@@ -259,11 +253,14 @@ def _make_class():
     except ImportError:
         return type("DeepLakeDataLoader", (_LoaderBase,), {"__module__": __name__})
 
-    # Frameworks (Lightning, ...) check isinstance(loader, DataLoader); torch's __init__ is not run:
-    # everything it would set up is ours. torch guards a few attributes with __setattr__ after init.
-    return type("DeepLakeDataLoader", (_LoaderBase, DataLoader),
+    from .iterators.torch_parts import TorchShape
+
+    # Frameworks (Lightning, Accelerate, ...) check isinstance(loader, DataLoader), read its attributes
+    # and rebuild it from its parts: TorchShape answers with torch's meanings. torch's __init__ is not
+    # run: everything it would set up is ours. torch guards a few attributes with __setattr__ after init.
+    return type("DeepLakeDataLoader", (TorchShape, _LoaderBase, DataLoader),
                 {"__module__": __name__, "__setattr__": object.__setattr__,
-                 "__len__": _LoaderBase.__len__, "__iter__": _LoaderBase.__iter__})
+                 "__len__": _LoaderBase.__len__, "__iter__": TorchShape.__iter__})
 
 
 _CLASS = []

@@ -186,6 +186,13 @@ class Dataset:
     def commit_id(self):
         return self.version_state.head
 
+    def __getstate__(self):
+        """Pickled (e.g. for worker processes) without this process's caches: readers, with their
+        loaded chunks, are made again where the copy is used."""
+        state = dict(self.__dict__)
+        state["_shared"] = {**self._shared, "readers": {}, "writer": None}
+        return state
+
     def _reader(self, name: str) -> TensorReader:
         """The reader of tensor ``name`` (relative to this group), cached per opened dataset."""
         self._flush_pending()

@@ -21,3 +21,11 @@ def converter(mode: str, htypes: dict):
     else:
         from .numpy import convert
     return lambda batch: convert(batch, htypes)
+
+
+def converter_for(cfg):
+    """The converter of a loader config's framework (its mode), with its tensors' htypes."""
+    from ..pipeline import plan
+
+    htypes = {n: cfg.dataset._reader(n).base_htype for n in plan.selected_tensors(cfg)}
+    return converter(cfg.mode, htypes)

@@ -67,7 +67,7 @@ class Pipeline:
         if self.primary is None or not len(order):
             return
         prim = self.columns[self.primary]
-        steps = plan.steps(prim.reader, order, shuffle=cfg.shuffle, budget_bytes=int(cfg.buffer_size * 1e6),
+        steps = plan.steps(prim.reader, order, shuffle=cfg.shuffle, budget_bytes=plan.buffer_bytes(cfg),
                            seed=dl_random.stream("shuffle", epoch, rank))
         pending, ready, bs = {}, [], cfg.batch_size
         for name, positions, emitted in steps:
@@ -119,6 +119,13 @@ class Pipeline:
             batch = collate(apply_transforms(columns, rows, self.transform, self.per_tensor), self.cfg.collate_fn, rows)
         return self._with_index(batch, rows)
 
+    def batch_of(self, rows, rng):
+        """The finished batch of exactly ``rows`` (source row ids), read and decoded now on this
+        thread: for a torch DataLoader a framework built from our sampler and dataset parts."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        return self._finish(rows, {name: self.decoder.column(col, col.raw(rows), rows, rng)
+                                   for name, col in self.columns.items()})
+
     def _with_index(self, batch, rows):
         if self.cfg.return_index and isinstance(batch, dict):
             batch["index"] = np.asarray(rows, dtype=np.int64).reshape(-1, 1)
@@ -128,7 +135,8 @@ class Pipeline:
         from .workers import WorkerPool
 
         if self._workers is None or self._workers.closed:
-            self._workers = WorkerPool(self.cfg.num_workers, self.transform, self.per_tensor, self.cfg.collate_fn)
+            self._workers = WorkerPool(self.cfg.num_workers, self.transform, self.per_tensor, self.cfg.collate_fn,
+                                       self.cfg.worker_init_fn, self.cfg.timeout)
         workers = self._workers
         held, done, next_id, sent, finished = {}, {}, 0, 0, False
         while True:

@@ -28,6 +28,12 @@ class LoaderConfig:
     query_tensors: Optional[tuple] = None  # projection of `select t1, t2`
     sample: Any = None  # (weights, replace, size)
     mode: Optional[str] = None  # 'pytorch' | 'tensorflow' | 'numpy'
+    # torch DataLoader options (iterators/torch_parts.py): a framework's sharding, pinning, workers
+    shard: Optional[tuple] = None  # (rank, world size) taken from a DistributedSampler a framework injected
+    pin_memory: bool = False
+    timeout: float = 0  # seconds to wait for a batch from the worker processes (0: no limit)
+    worker_init_fn: Optional[Callable] = None
+    generator: Any = None  # torch.Generator seeding the sampler parts (loader.sampler)
 
     def with_(self, **changes) -> "LoaderConfig":
         return replace(self, **changes)

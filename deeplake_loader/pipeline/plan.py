@@ -19,8 +19,10 @@ from ..format.encoders import ChunkIdEncoder
 
 
 def world(cfg):
-    """(rank, world size): torch.distributed's when distributed=True (its own error if it is not
-    initialised), else (0, 1)."""
+    """(rank, world size): the shard a framework's DistributedSampler gave (``cfg.shard``), else
+    torch.distributed's when distributed=True (its own error if it is not initialised), else (0, 1)."""
+    if cfg.shard is not None:
+        return cfg.shard
     if not cfg.distributed:
         return 0, 1
     import torch.distributed as dist
@@ -81,13 +83,14 @@ def num_batches(cfg) -> int:
     return n // cfg.batch_size if cfg.drop_last else math.ceil(n / cfg.batch_size)
 
 
-def epoch_order(cfg, epoch: int) -> np.ndarray:
+def epoch_order(cfg, epoch: int, sample_seed: int | None = None) -> np.ndarray:
     rows = base_rows(cfg)
     rank, w = world(cfg)
     if cfg.sample is not None and len(rows):
         weights, replace, _ = cfg.sample
         size = sampled_count(cfg, len(rows))
-        seed = dl_random.stream("sample_by", epoch)  # the same draw on every rank, then sliced
+        # the same draw on every rank, then sliced
+        seed = dl_random.stream("sample_by", epoch) if sample_seed is None else sample_seed
         if replace:
             picks = sampling.AliasSampler(weights).draw(size, seed)
         else:
@@ -101,6 +104,20 @@ def epoch_order(cfg, epoch: int) -> np.ndarray:
     if cfg.offset and len(mine):
         mine = np.roll(mine, -(cfg.offset % len(mine)))
     return mine
+
+
+def yield_order(cfg, reader, order: np.ndarray, seed: int) -> np.ndarray:
+    """The epoch's rows in the order the loader yields them: ``order`` itself without shuffle, else
+    the emission order of ``steps`` (what the pipeline's batches follow, ``batch_size`` at a time)."""
+    if not cfg.shuffle or not len(order):
+        return order
+    st = steps(reader, order, shuffle=True, budget_bytes=buffer_bytes(cfg), seed=seed)
+    return order[np.concatenate([emitted for _, _, emitted in st])]
+
+
+def buffer_bytes(cfg) -> int:
+    """The shuffle buffer's budget: ``buffer_size`` is in MB."""
+    return int(cfg.buffer_size * 1e6)
 
 
 def primary_tensor(cfg, names) -> str | None:

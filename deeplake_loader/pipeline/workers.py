@@ -13,6 +13,7 @@ import multiprocessing as mp
 import pickle
 import queue
 import signal
+import time
 import traceback
 import weakref
 
@@ -21,18 +22,25 @@ import numpy as np
 from ..errors import TransformError, WorkerError
 
 
-def _worker_main(task_q, result_q, blob):
+def _worker_main(task_q, result_q, blob, worker_id=0):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     from .collate import apply_transforms, collate
     from .memory import map_shared
 
     try:
-        transform, per_tensor, collate_fn = pickle.loads(blob)
+        transform, per_tensor, collate_fn, worker_init_fn = pickle.loads(blob)
     except BaseException as e:  # noqa: BLE001 - e.g. the transform's module is not importable here
         result_q.put((None, False, (pickle.dumps(WorkerError(
             f"a worker process could not load the transform ({type(e).__name__}: {e}); worker processes import "
             "it by module name, so it must live in an importable module")), traceback.format_exc())))
         return
+    if worker_init_fn is not None:  # torch's meaning: called once in each worker with its id
+        try:
+            worker_init_fn(worker_id)
+        except BaseException as e:  # noqa: BLE001
+            result_q.put((None, False, (pickle.dumps(WorkerError(
+                f"worker_init_fn raised {type(e).__name__}: {e} in worker {worker_id}")), traceback.format_exc())))
+            return
     maps: dict = {}
     while True:
         task = task_q.get()
@@ -69,9 +77,10 @@ def _describe(exitcode) -> str:
 
 
 class WorkerPool:
-    def __init__(self, num_workers: int, transform, per_tensor, collate_fn):
+    def __init__(self, num_workers: int, transform, per_tensor, collate_fn, worker_init_fn=None, timeout=0):
+        self.timeout = timeout
         try:
-            blob = pickle.dumps((transform, per_tensor, collate_fn))
+            blob = pickle.dumps((transform, per_tensor, collate_fn, worker_init_fn))
         except Exception as e:  # noqa: BLE001 - pickling raises many types
             raise WorkerError(f"the transform or collate_fn cannot be sent to num_workers={num_workers} worker "
                               f"processes because it cannot be pickled ({type(e).__name__}: {e}). Define it at "
@@ -81,7 +90,7 @@ class WorkerPool:
         self.task_qs = [ctx.Queue() for _ in range(num_workers)]
         self.procs = []
         for i, q in enumerate(self.task_qs):
-            p = ctx.Process(target=_worker_main, args=(q, self.result_q, blob), daemon=True,
+            p = ctx.Process(target=_worker_main, args=(q, self.result_q, blob, i), daemon=True,
                             name=f"deeplake_loader-worker-{i}")
             p.start()
             self.procs.append(p)
@@ -95,11 +104,16 @@ class WorkerPool:
 
     def result(self):
         """(batch_id, result) of the next finished batch; raises the worker's error, or WorkerError
-        if a worker died."""
+        if a worker died, or after ``timeout`` seconds without a result (0: no limit)."""
+        start = time.monotonic()
         while True:
             try:
                 batch_id, ok, data = self.result_q.get(timeout=0.1)
             except queue.Empty:
+                if self.timeout and time.monotonic() - start >= self.timeout:
+                    self.close()
+                    raise WorkerError(f"DataLoader timed out after {self.timeout:g} seconds waiting for a batch from "
+                                      "its worker processes (timeout=)") from None
                 for i, p in enumerate(self.procs):
                     if p.exitcode is not None:
                         self.close()
