@@ -3,7 +3,9 @@ back to the pool once the last array (or torch tensor) viewing it is freed, so t
 into pages that are already mapped instead of page-faulting fresh memory for every batch.
 
 Blocks are private (bytearray) or shared with worker processes (files in /dev/shm, mapped by name;
-removed on close(), garbage collection and interpreter exit).
+removed on close(), garbage collection and interpreter exit). Every leased array starts on a
+64-byte boundary (``ALIGN``), which TensorFlow requires of memory it is handed without a copy
+(DLPack, iterators/tensorflow.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import weakref
 import numpy as np
 
 _SHM_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
+ALIGN = 64
 
 
 class _Block:
@@ -33,7 +36,9 @@ class _Block:
             finally:
                 os.close(fd)
         else:
-            self.buf = bytearray(max(nbytes, 1))
+            self.buf = bytearray(max(nbytes, 1) + ALIGN)  # room to start on an ALIGN boundary
+        base = ctypes.addressof(ctypes.c_uint8.from_buffer(self.buf))
+        self.offset = (-base) % ALIGN  # mmap blocks are page-aligned: 0
 
     def release(self):
         if self.path is not None:
@@ -64,7 +69,7 @@ class BufferPool:
             block = _Block(nbytes, self.shared)
             with self._lock:
                 self._all.append(block)
-        lease = (ctypes.c_uint8 * max(nbytes, 1)).from_buffer(block.buf)
+        lease = (ctypes.c_uint8 * max(nbytes, 1)).from_buffer(block.buf, block.offset)
         weakref.finalize(lease, self._give_back, weakref.ref(self), block)
         arr = np.frombuffer(lease, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
         return arr
@@ -86,7 +91,7 @@ class BufferPool:
             return None
         addr = ctypes.addressof(lease)
         for b in self._all:
-            if b.path and ctypes.addressof(ctypes.c_uint8.from_buffer(b.buf)) == addr:
+            if b.path and ctypes.addressof(ctypes.c_uint8.from_buffer(b.buf, b.offset)) == addr:
                 return b.path
         return None
 
