@@ -25,3 +25,14 @@ def test_demo_runs(tmp_path):
                           "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "images/s" in out.stdout and "epoch 1" in out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["train_lightning", "train_keras"])
+def test_framework_examples_train(tmp_path, script, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    mod = importlib.import_module(script)
+    history = mod.main(["--images", "600", "--epochs", "3", "--workdir", str(tmp_path)])
+    assert len(history) == 3
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["accuracy"] > 0.3  # 4 classes: chance is 0.25
