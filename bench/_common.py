@@ -10,6 +10,8 @@
 * ``peak_rss_mb()``               peak resident set size of this process (MiB).
 * ``machine_info()``              one line: CPU model, cores, Python, numpy, Pillow versions.
 * ``print_table(rows, ...)``      aligned table of ``(name, items_per_s)`` with ratios to baselines.
+* ``run_config(script, n, name)``  run ``script --n n --config name`` in its own process, return
+                                  the JSON it prints last (a dict), or raise with its stderr.
 
 Benchmarks never assert on time; they print. Run them on a quiet machine.
 """
@@ -156,3 +158,15 @@ def print_table(rows: Sequence[tuple[str, float]], unit: str = "images/s",
         tgt = "" if target is None else f"   target >= {target:.2f}x  {'OK' if r >= target else 'MISSED'}"
         print(f"  ratio {num} / {den}: {r:6.2f}x{tgt}")
     print(f"  peak RSS: {peak_rss_mb():.0f} MiB")
+
+
+def run_config(script: str, n: int, name: str) -> dict:
+    """One benchmark row in its own process (so its peak RSS and thread pools are its own):
+    ``python script --n n --config name``, which prints its result as JSON on its last line."""
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, script, "--n", str(n), "--config", name], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])

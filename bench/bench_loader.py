@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -136,12 +135,7 @@ def main(argv=None):
     dataset(n)
     results = {}
     for name in CONFIGS:
-        out = subprocess.run([sys.executable, __file__, "--n", str(n), "--config", name], capture_output=True,
-                             text=True)
-        if out.returncode:
-            print(f"{name} failed:\n{out.stderr[-2000:]}")
-            return 1
-        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        results[name] = C.run_config(__file__, n, name)
         r = results[name]
         extra = f", first batch {r['first_batch_s']:.3f} s" if r["first_batch_s"] is not None else ""
         print(f"  {name:<14} {r['rate']:9.1f} images/s   peak RSS {r['peak_rss_mb']:6.0f} MiB{extra}", flush=True)

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -102,12 +101,7 @@ def main(argv=None):
     runs = {name: [] for name in CONFIGS}
     for r in range(rounds):
         for name in CONFIGS:
-            out = subprocess.run([sys.executable, __file__, "--n", str(n), "--config", name], capture_output=True,
-                                 text=True)
-            if out.returncode:
-                print(f"{name} failed:\n{out.stderr[-3000:]}")
-                return 1
-            runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            runs[name].append(C.run_config(__file__, n, name))
             x = runs[name][-1]
             print(f"  round {r + 1} {name:<12} {x['rate']:8.1f} images/s  {x['per_cpu_s']:8.1f} images/CPU-s  "
                   f"peak RSS {x['peak_rss_mb']:5.0f} MiB", flush=True)

@@ -377,29 +377,12 @@ class TorchShape:
     def prefetch_factor(self):
         return self._config.prefetch_factor if self._config.num_workers > 0 else None
 
-    @property
-    def pin_memory(self):
-        return self._config.pin_memory
-
-    @property
-    def pin_memory_device(self):
-        return ""
-
-    @property
-    def timeout(self):
-        return self._config.timeout
-
-    @property
-    def persistent_workers(self):
-        return self._config.persistent_workers
-
-    @property
-    def generator(self):
-        return self._config.generator
-
-    @property
-    def in_order(self):
-        return True
+    pin_memory = property(lambda self: self._config.pin_memory)
+    timeout = property(lambda self: self._config.timeout)
+    persistent_workers = property(lambda self: self._config.persistent_workers)
+    generator = property(lambda self: self._config.generator)
+    pin_memory_device = property(lambda self: "")
+    in_order = property(lambda self: True)  # batches always come in order
 
     @property
     def worker_init_fn(self):
