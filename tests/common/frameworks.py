@@ -25,6 +25,8 @@ LOADERS = {
                                                                                     distributed=True),
     "chain_workers": lambda ds: ds.dataloader().transform({"vec": _as_float, "labels": None}).batch(BATCH).shuffle()
     .pytorch(num_workers=2),
+    # Deep Lake 3's older entry point (deeplake's default num_workers=1)
+    "ds_pytorch": lambda ds: ds.pytorch(tensors=["vec", "labels"], batch_size=BATCH, shuffle=True),
 }
 
 
