@@ -7,13 +7,15 @@ for DDP (``use_distributed_sampler``); Accelerate builds a plain torch
 num_workers=loader.num_workers, ...)``. Our loader answers with parts that keep our data path:
 
 * ``RowSampler`` (``loader.sampler``): the rows of one epoch in the order the loader yields them
-  (view, query, sample_by, shard, offset, the chunk-aware shuffle buffer), as a torch Sampler.
+  (view, query, sample_by, shard, offset, the chunk-aware shuffle buffer), as a torch Sampler of
+  positions in ``loader.dataset`` (the view's rows after the query; torch's index space).
   ``loader.batch_sampler`` is torch's own ``BatchSampler`` over it, which cuts exactly the batches
   our pipeline yields. A sharded loader (``distributed=True``, or a shard a framework gave) has a
   ``ShardSampler``, a DistributedSampler, so Lightning sees it as already sharded.
-* ``RowsDataset`` (``loader.dataset``): the Deep Lake dataset (attributes, ``len``, ``[]`` are
-  its own) that is also a map-style torch Dataset whose ``__getitems__(rows)`` reads and natively
-  decodes those rows as one finished batch (transforms, collate, ``index``).
+* ``RowsDataset`` (``loader.dataset``): the Deep Lake dataset (its attributes and ``[]`` are the
+  Deep Lake view's) that is also a map-style torch Dataset: ``len`` is the rows the loader reads
+  from (after a query), and ``__getitems__(positions)`` reads and natively decodes those rows as
+  one finished batch (transforms, collate, ``index`` = source row ids as always).
 * ``Collate`` (``loader.collate_fn``): passes that finished batch through; merges plain samples
   with the user's collate_fn or the default one.
 * ``loader_args``: the keyword arguments of torch's DataLoader, as a framework passes them when it
@@ -45,8 +47,8 @@ _TORCH_KWARGS = ("batch_size", "shuffle", "sampler", "batch_sampler", "num_worke
 
 # ------------------------------------------------------------------------------------- samplers
 class RowSampler(Sampler):
-    """Source row ids of one epoch in the loader's order; each ``iter`` is the next epoch (or the
-    one ``set_epoch`` chose). With ``generator`` set (a torch.Generator, as Accelerate sets and
+    """One epoch's rows in the loader's order, as positions in ``loader.dataset``; each ``iter`` is
+    the next epoch (or the one ``set_epoch`` chose). With ``generator`` set (a torch.Generator, as Accelerate sets and
     keeps in step across processes) the epoch's shuffle and sample_by seeds are drawn from it, so
     every process computes the same order; otherwise from ``deeplake_loader.random``."""
 
@@ -63,9 +65,10 @@ class RowSampler(Sampler):
 
     def __iter__(self):
         epoch, self.epoch = self.epoch, self.epoch + 1
-        return iter(self.rows(epoch).tolist())
+        return iter(positions_of(self.cfg, self.rows(epoch)).tolist())
 
     def rows(self, epoch: int) -> np.ndarray:
+        """The epoch's source row ids in order."""
         cfg = self.cfg
         rank = plan.world(cfg)[0]
         if self.generator is not None:
@@ -94,29 +97,49 @@ class ShardSampler(RowSampler, DistributedSampler):
 
 
 # -------------------------------------------------------------------------------------- dataset
+def positions_of(cfg, rows: np.ndarray) -> np.ndarray:
+    """Positions in ``plan.base_rows(cfg)`` of source rows (the first one where a view repeats a row:
+    every position of a row reads the same sample)."""
+    base = plan.base_rows(cfg)
+    order = np.argsort(base, kind="stable")
+    return order[np.searchsorted(base[order], rows)]
+
+
 class RowsDataset(Dataset):
-    """The loader's Deep Lake dataset, also a map-style torch Dataset over source row ids (the
-    ``index`` a batch reports): ``__getitems__(rows)`` is the finished batch of those rows. Any
-    other attribute, ``len`` and ``[]`` are the Deep Lake dataset's."""
+    """The loader's Deep Lake dataset, also a map-style torch Dataset over the rows the loader reads
+    from (``plan.base_rows``: the view's rows after a query): ``__getitems__(positions)`` is the
+    finished batch of those rows (its ``index`` the source row ids, as always). Other attributes
+    and ``[]`` are the Deep Lake view's."""
 
     def __init__(self, cfg, called=frozenset()):
         self._cfg, self._called = cfg, called
+        self._rows = None  # plan.base_rows(cfg), on first use
         self._state = None  # (pid, pipeline, rng, convert), made in the process that reads
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("_cfg", "_called", "_state"):
+        if name.startswith("__") or name in ("_cfg", "_called", "_rows", "_state"):
             raise AttributeError(name)
         return getattr(self._cfg.dataset, name)
 
+    def _base(self) -> np.ndarray:
+        if self._rows is None:
+            self._rows = plan.base_rows(self._cfg)
+        return self._rows
+
     def __len__(self) -> int:
-        return len(self._cfg.dataset)
+        return len(self._base())
 
     def __getitem__(self, item):
         return self._cfg.dataset[item]
 
-    def __getitems__(self, rows):
+    def __getitems__(self, positions):
+        base = self._base()
+        pos = np.asarray(positions, dtype=np.int64).reshape(-1)
+        bad = pos[(pos < 0) | (pos >= len(base))]
+        if len(bad):
+            raise IndexError(f"position {int(bad[0])} is out of range for a loader dataset of {len(base)} rows")
         pipe, rng, convert = self._reader_state()
-        return Finished(convert(pipe.batch_of(rows, rng)))
+        return Finished(convert(pipe.batch_of(base[pos], rng)))
 
     def _reader_state(self):
         if self._state is None or self._state[0] != os.getpid():

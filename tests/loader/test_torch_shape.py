@@ -94,6 +94,21 @@ def test_a_torch_dataloader_built_from_the_parts_yields_the_loaders_rows(loader_
         assert epochs[0] != epochs[1] and epochs[0] != sorted(epochs[0])
 
 
+def test_torch_samplers_over_the_dataset_part_read_the_views_rows(loader_ds):
+    """loader.dataset is indexed as torch indexes a dataset: positions 0..len-1 of the (queried) view."""
+    view = loader_ds[[5, 3, 3, 9, 40, 41, 7]]
+    loader = view.dataloader().batch(3).pytorch(tensors=["images", "vec"])
+    assert len(loader.dataset) == 7
+    plain = DataLoader(loader.dataset, batch_size=3, collate_fn=loader.collate_fn)  # torch's SequentialSampler
+    assert [r for b in plain for r in check_rows(b)] == [5, 3, 3, 9, 40, 41, 7]
+    queried = view.dataloader().query("select * where labels == 1").pytorch(tensors=["images", "vec"])
+    assert len(queried.dataset) == 3  # rows 5, 9, 41
+    assert [r for b in DataLoader(queried.dataset, batch_size=2, collate_fn=queried.collate_fn)
+            for r in check_rows(b)] == [5, 9, 41]
+    with pytest.raises(IndexError, match="position 7 is out of range"):
+        loader.dataset.__getitems__([6, 7])
+
+
 def test_the_parts_run_in_torch_worker_processes(loader_ds):
     """Accelerate passes num_workers and our spawn context on: torch's workers unpickle the dataset
     part (config and transforms by value, caches left behind) and decode there."""
