@@ -3,9 +3,13 @@
 Numeric arrays reach TensorFlow without a copy: the loader decodes into pooled memory that starts
 on a 64-byte boundary (pipeline/memory.py), and ``to_tf`` hands it over through DLPack; the
 tf.Tensor then holds the array, so the pooled block stays leased until TensorFlow frees the tensor.
-Arrays TensorFlow cannot take as they are (not aligned, not contiguous, read-only) are copied,
-as ``tf.convert_to_tensor`` does. (A copy of every 64-image batch was a third of ``.tensorflow()``'s
-time: TensorFlow copies 36 MB more slowly than the native decode fills it.)
+Arrays TensorFlow cannot take as they are (not aligned, not contiguous, read-only, bool) are
+copied, as ``tf.convert_to_tensor`` does. (``tf.convert_to_tensor`` of a 64-image batch, 36 MB,
+took 40-70 ms here: about a fifth of ``.tensorflow()``'s CPU time went to that copy.)
+
+TensorFlow's own thread pools are left as the user configures them: ``tf.data.Options().threading``
+set on our dataset would also bind the user's ``.map(..., num_parallel_calls=...)`` stages
+downstream of it, so we do not set it.
 
 ``dataset(loader)`` is the seam for everything that wants a ``tf.data.Dataset``: the batched dataset
 of a loader (``loader.tf_dataset()``, ``model.fit``); ``ds.tensorflow()`` builds its per-sample
