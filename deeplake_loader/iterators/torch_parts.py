@@ -37,6 +37,7 @@ from torch.utils.data import BatchSampler, Dataset, DistributedSampler, RandomSa
 
 from .. import random as dl_random
 from ..pipeline import plan
+from ..pipeline.background import background
 from ..pipeline.collate import default_collate
 from . import Batch, converter_for
 
@@ -52,10 +53,11 @@ class RowSampler(Sampler):
     keeps in step across processes) the epoch's shuffle and sample_by seeds are drawn from it, so
     every process computes the same order; otherwise from ``deeplake_loader.random``."""
 
-    def __init__(self, cfg, generator=None):
+    def __init__(self, cfg, generator=None, on_epoch=None):
         self.cfg = cfg
         self.generator = generator
         self.epoch = 0
+        self.on_epoch = on_epoch  # told each epoch's positions (the loader's RowsDataset looks ahead)
 
     def __len__(self) -> int:
         return plan.num_rows(self.cfg)
@@ -65,7 +67,10 @@ class RowSampler(Sampler):
 
     def __iter__(self):
         epoch, self.epoch = self.epoch, self.epoch + 1
-        return iter(positions_of(self.cfg, self.rows(epoch)).tolist())
+        positions = positions_of(self.cfg, self.rows(epoch))
+        if self.on_epoch is not None:
+            self.on_epoch(positions)
+        return iter(positions.tolist())
 
     def rows(self, epoch: int) -> np.ndarray:
         """The epoch's source row ids in order."""
@@ -87,8 +92,8 @@ class ShardSampler(RowSampler, DistributedSampler):
     """A sharded loader's RowSampler (this rank's rows); a DistributedSampler, so frameworks see the
     loader as already sharded and inject nothing."""
 
-    def __init__(self, cfg, generator=None):  # noqa: D107 - DistributedSampler.__init__ is not run: no dataset pass
-        RowSampler.__init__(self, cfg, generator)
+    def __init__(self, cfg, generator=None, on_epoch=None):  # DistributedSampler.__init__ is not run
+        RowSampler.__init__(self, cfg, generator, on_epoch)
         self.rank, self.num_replicas = plan.world(cfg)
         self.shuffle, self.drop_last, self.seed = cfg.shuffle, False, 0
         self.num_samples = len(self)
@@ -113,11 +118,13 @@ class RowsDataset(Dataset):
 
     def __init__(self, cfg, called=frozenset()):
         self._cfg, self._called = cfg, called
+        self._owner_pid = os.getpid()
         self._rows = None  # plan.base_rows(cfg), on first use
         self._state = None  # (pid, pipeline, rng, convert), made in the process that reads
+        self._ahead = None  # Lookahead over the epoch the loader's sampler last yielded
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("_cfg", "_called", "_rows", "_state"):
+        if name.startswith("__") or name in ("_cfg", "_called", "_owner_pid", "_rows", "_state", "_ahead"):
             raise AttributeError(name)
         return getattr(self._cfg.dataset, name)
 
@@ -138,8 +145,27 @@ class RowsDataset(Dataset):
         bad = pos[(pos < 0) | (pos >= len(base))]
         if len(bad):
             raise IndexError(f"position {int(bad[0])} is out of range for a loader dataset of {len(base)} rows")
+        if self._ahead is not None:
+            batch = self._ahead.take(pos)
+            if batch is not None:
+                return Finished(batch)
+            self._close_ahead()  # asked for something else: decode directly from now on
+        return Finished(self._decode(pos))
+
+    def _decode(self, pos):
         pipe, rng, convert = self._reader_state()
-        return Finished(convert(pipe.batch_of(base[pos], rng)))
+        return convert(pipe.batch_of(self._base()[pos], rng))
+
+    def _expect(self, positions):
+        """The loader's sampler starts an epoch: get ready to decode its batches ahead."""
+        self._close_ahead()
+        if os.getpid() == self._owner_pid:
+            self._ahead = Lookahead(self, positions, self._cfg.batch_size, self._cfg.drop_last)
+
+    def _close_ahead(self):
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.close()
 
     def _reader_state(self):
         if self._state is None or self._state[0] != os.getpid():
@@ -171,6 +197,37 @@ def _by_value(cls, blob):
     import pickle
 
     return cls(*pickle.loads(blob))
+
+
+class Lookahead:
+    """The batches a torch DataLoader built from our parts is about to ask for (the epoch its
+    sampler just yielded, cut as torch's BatchSampler cuts it), decoded on a background thread so
+    decoding overlaps the training step as in our own loop. Only a request for exactly the next
+    batch is served from it (``take`` returns None for anything else: the caller then decodes
+    directly). The thread starts at the first request, so a DataLoader whose workers read in other
+    processes costs nothing here."""
+
+    def __init__(self, dataset, positions, batch_size, drop_last):
+        n = len(positions)
+        cuts = [positions[i:i + batch_size] for i in range(0, n, batch_size) if not drop_last or i + batch_size <= n]
+        self._expected = list(reversed(cuts))
+        self._stops = []
+        self._batches = background(lambda: ((b, dataset._decode(b)) for b in cuts), 2, self._stops,
+                                   "deeplake_loader-lookahead")
+
+    def take(self, pos):
+        if not self._expected or not np.array_equal(self._expected[-1], pos):
+            return None
+        self._expected.pop()
+        done, batch = next(self._batches)
+        if not np.array_equal(done, pos):  # batches come in order; never hand over other rows
+            raise RuntimeError(f"lookahead out of step: decoded positions {done[:4]}..., asked for {pos[:4]}...")
+        return batch
+
+    def close(self):
+        self._batches.close()
+        for stop in list(self._stops):
+            stop.set()
 
 
 class Finished:
@@ -382,7 +439,7 @@ class TorchShape:
     def sampler(self):
         cfg = self._config
         cls = ShardSampler if (cfg.shard is not None or cfg.distributed) else RowSampler
-        return self._part("sampler", lambda: cls(cfg, cfg.generator))
+        return self._part("sampler", lambda: cls(cfg, cfg.generator, self.dataset._expect))
 
     @property
     def batch_sampler(self):
@@ -422,6 +479,14 @@ class TorchShape:
     @multiprocessing_context.setter
     def multiprocessing_context(self, ctx):
         checked_context(ctx)
+
+    def close(self):
+        from ..dataloader import _LoaderBase
+
+        dataset = self.__dict__.get("dataset")
+        if isinstance(dataset, RowsDataset):
+            dataset._close_ahead()
+        _LoaderBase.close(self)
 
     def _reconfigure(self, **changes):
         """Change options of a loader that has not started an epoch (torch's rule for setters)."""

@@ -226,3 +226,31 @@ def test_timeout_stops_a_wait_for_workers(loader_ds):
     loader = loader_ds.dataloader().transform({"vec": sleepy}).batch(5).pytorch(num_workers=1)
     with pytest.raises(WorkerError, match="timed out after 0.5 seconds"):
         next(iter(loader.with_torch_options(timeout=0.5)))
+
+
+def _thread_name(sample):
+    import threading
+
+    return {**sample, "thread": threading.current_thread().name}
+
+
+def test_a_rebuilt_loader_decodes_ahead_on_a_background_thread(loader_ds):
+    """One process, no workers (what Accelerate builds by default): the batches the sampler yields
+    are decoded ahead, off the training thread; each still holds exactly its rows."""
+    loader = loader_ds.dataloader().transform(_thread_name).batch(5).shuffle().pytorch(tensors=["images", "vec"])
+    for _ in range(2):
+        batches = list(rebuilt(loader))
+        assert sorted(r for b in batches for r in check_rows(b)) == list(range(N))
+        threads = [b["thread"][0] for b in batches]
+        assert set(threads[1:]) == {"deeplake_loader-lookahead"}
+
+
+def test_a_rebuilt_loader_asked_out_of_order_decodes_directly(loader_ds):
+    """Accelerate with two processes takes every other batch of our batch sampler: the lookahead
+    steps aside and every batch is still exactly its rows."""
+    loader = loader_ds.dataloader().transform(_thread_name).batch(5).shuffle().pytorch(tensors=["images", "vec"])
+    every_other = [b for i, b in enumerate(loader.batch_sampler) if i % 2 == 1]
+    got = [loader.collate_fn(loader.dataset.__getitems__(b)) for b in every_other]
+    for want, b in zip(every_other, got):
+        assert check_rows(b) == [int(r) for r in np.asarray(want)]  # no view, no query: positions are rows
+    assert {b["thread"][0] for b in got} == {"MainThread"}
