@@ -42,9 +42,8 @@ def lightning_module(path: str, batch: int):
             self._epoch = {"start": time.perf_counter(), "n": 0, "correct": 0, "loss": 0.0}
 
         def training_step(self, batch, batch_idx):
-            images, labels, _index = batch
-            x = images.permute(0, 3, 1, 2).float().div_(255)
-            y = labels.view(-1)
+            x = batch["images"].permute(0, 3, 1, 2).float().div_(255)
+            y = batch["labels"].view(-1)
             out = self.net(x)
             loss = torch.nn.functional.cross_entropy(out, y)
             e = self._epoch

@@ -23,8 +23,8 @@ LOADERS = {
     "chain": lambda ds: ds.dataloader().batch(BATCH).shuffle().pytorch(tensors=["vec", "labels"]),
     "chain_distributed": lambda ds: ds.dataloader().batch(BATCH).shuffle().pytorch(tensors=["vec", "labels"],
                                                                                     distributed=True),
-    "chain_workers": lambda ds: ds.dataloader().transform({"vec": _as_float, "labels": None}).batch(BATCH).shuffle()
-    .pytorch(num_workers=2),
+    "chain_workers": lambda ds: ds.dataloader().transform({"vec": _as_float, "labels": None, "index": None})
+    .batch(BATCH).shuffle().pytorch(num_workers=2),
     # Deep Lake 3's older entry point (deeplake's default num_workers=1)
     "ds_pytorch": lambda ds: ds.pytorch(tensors=["vec", "labels"], batch_size=BATCH, shuffle=True),
 }

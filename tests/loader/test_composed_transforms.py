@@ -19,7 +19,7 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 @pytest.mark.parametrize("workers", [0, 2])
 def test_compose_on_pil_images(jpeg_ds, workers):
     tf = Compose([Resize((16, 20)), ToTensor(), Normalize(MEAN, STD)])
-    loader = (jpeg_ds.dataloader().transform({"images": tf, "labels": None}).batch(6).shuffle()
+    loader = (jpeg_ds.dataloader().transform({"images": tf, "labels": None, "index": None}).batch(6).shuffle()
               .pytorch(decode_method={"images": "pil"}, num_workers=workers))
     seen = []
     for b in loader:
@@ -33,7 +33,7 @@ def test_compose_on_pil_images(jpeg_ds, workers):
 
 def test_compose_on_numpy_images(loader_ds):
     tf = Compose([CenterCrop(16), ToTensor(), Normalize(MEAN, STD)])
-    loader = loader_ds.dataloader().transform({"images": tf, "labels": None}).batch(8).pytorch()
+    loader = loader_ds.dataloader().transform({"images": tf, "labels": None, "index": None}).batch(8).pytorch()
     for b in loader:
         for i, r in enumerate(rows_of(b)):
             assert torch.equal(b["images"][i], tf(image_for(r)))
@@ -45,7 +45,7 @@ def test_compose_starting_with_our_crop_is_fused(jpeg_ds):
     crop = RandomResizedCrop(12, scale=(1.0, 1.0), ratio=(60 / 40, 60 / 40))  # the whole 40x60 image
     tf = Compose([crop, ToTensor()])
     rows = [r for r in range(len(jpeg_ds)) if r % 2 == 0]  # the 40x60 images
-    loader = jpeg_ds[rows].dataloader().transform({"images": tf}).batch(5).pytorch()
+    loader = jpeg_ds[rows].dataloader().transform({"images": tf, "index": None}).batch(5).pytorch()
     for b in loader:
         assert tuple(b["images"].shape) == (len(rows_of(b)), 3, 12, 12)
         for i, r in enumerate(rows_of(b)):
@@ -56,7 +56,7 @@ def test_compose_starting_with_our_crop_is_fused(jpeg_ds):
 def test_with_torchvision_where_it_imports(jpeg_ds):
     tv = pytest.importorskip("torchvision.transforms", reason="torchvision does not import on this torch build")
     tf = tv.Compose([tv.Resize((16, 20)), tv.ToTensor()])
-    loader = (jpeg_ds.dataloader().transform({"images": tf, "labels": None}).batch(4)
+    loader = (jpeg_ds.dataloader().transform({"images": tf, "labels": None, "index": None}).batch(4)
               .pytorch(decode_method={"images": "pil"}))
     for b in loader:
         for i, r in enumerate(rows_of(b)):

@@ -69,7 +69,8 @@ VARIANTS = {
     "query+offset": lambda ds: ds.dataloader().query("select * where labels == 1").batch(4).offset(3)
     .pytorch(tensors=T),
     "drop_last": lambda ds: ds.dataloader().batch(16, drop_last=True).shuffle().pytorch(tensors=T),
-    "transform": lambda ds: ds.dataloader().transform({"images": keep, "vec": keep, "labels": None}).batch(8)
+    "transform": lambda ds: ds.dataloader().transform({"images": keep, "vec": keep, "labels": None, "index": None})
+    .batch(8)
     .shuffle().pytorch(),
 }
 
@@ -114,7 +115,7 @@ def test_the_parts_run_in_torch_worker_processes(loader_ds):
     part (config and transforms by value, caches left behind) and decode there."""
     view = loader_ds[10:30]
     view.images.numpy()  # the dataset now holds loaded chunks, which do not pickle
-    loader = view.dataloader().transform({"images": keep, "vec": lambda v: v + 0}).batch(4).shuffle() \
+    loader = view.dataloader().transform({"images": keep, "vec": lambda v: v + 0, "index": None}).batch(4).shuffle() \
         .pytorch(num_workers=2)
     rows = [r for b in rebuilt(loader) for r in check_rows(b)]
     assert sorted(rows) == list(range(10, 30))
