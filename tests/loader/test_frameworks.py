@@ -121,3 +121,23 @@ def test_keras_fits_on_the_loaders_tf_dataset(loader_ds):
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(data.map(to_xy), epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2 and all(l == l for l in history.history["loss"])  # not NaN
+
+
+def test_keras_fits_on_ds_tensorflow_batched_by_tensorflow(loader_ds):
+    """Deep Lake 3's ds.tensorflow(): unbatched samples that the script maps and batches itself."""
+    if not hasattr(type(loader_ds), "tensorflow"):
+        pytest.skip("ds.tensorflow() is not on this branch yet")
+    tf = pytest.importorskip("tensorflow")
+    keras = pytest.importorskip("keras")
+
+    def to_xy(sample):
+        return tf.cast(sample["vec"], tf.float32) / 100.0, tf.cast(sample["labels"][0], tf.int64)
+
+    samples = loader_ds.tensorflow(tensors=["vec", "labels"])
+    rows = [int(s["vec"].numpy()[0]) for s in samples]  # vec is [row, 2 * row]
+    assert sorted(rows) == list(range(N))
+    data = samples.map(to_xy).batch(32)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4)])
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(data, epochs=1, verbose=0)
+    assert len(history.history["loss"]) == 1 and history.history["loss"][0] == history.history["loss"][0]
