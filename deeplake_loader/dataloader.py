@@ -253,7 +253,7 @@ def _make_class():
     except ImportError:
         return type("DeepLakeDataLoader", (_LoaderBase,), {"__module__": __name__})
 
-    from .iterators.torch_parts import TorchShape
+    from .iterators.torch_loader import TorchShape
 
     # Frameworks (Lightning, Accelerate, ...) check isinstance(loader, DataLoader), read its attributes
     # and rebuild it from its parts: TorchShape answers with torch's meanings. torch's __init__ is not

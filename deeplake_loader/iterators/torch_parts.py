@@ -1,10 +1,9 @@
-"""What frameworks that inspect or rebuild a torch DataLoader find on ours.
+"""The parts of a torch DataLoader that our loader is made of, for frameworks that rebuild it.
 
-PyTorch Lightning, Hugging Face Accelerate and DeepSpeed read a DataLoader's attributes, and some
-rebuild it from its parts: Lightning re-creates the loader's own class with a DistributedSampler
-for DDP (``use_distributed_sampler``); Accelerate builds a plain torch
+PyTorch Lightning re-creates the loader's class with a DistributedSampler for DDP
+(``use_distributed_sampler``); Hugging Face Accelerate builds a plain torch
 ``DataLoader(loader.dataset, batch_sampler=loader.batch_sampler, collate_fn=loader.collate_fn,
-num_workers=loader.num_workers, ...)``. Our loader answers with parts that keep our data path:
+num_workers=loader.num_workers, ...)``. These parts keep our data path in such a rebuilt loader:
 
 * ``RowSampler`` (``loader.sampler``): the rows of one epoch in the order the loader yields them
   (view, query, sample_by, shard, offset, the chunk-aware shuffle buffer), as a torch Sampler of
@@ -15,36 +14,28 @@ num_workers=loader.num_workers, ...)``. Our loader answers with parts that keep 
 * ``RowsDataset`` (``loader.dataset``): the Deep Lake dataset (its attributes and ``[]`` are the
   Deep Lake view's) that is also a map-style torch Dataset: ``len`` is the rows the loader reads
   from (after a query), and ``__getitems__(positions)`` reads and natively decodes those rows as
-  one finished batch (transforms, collate, ``index`` = source row ids as always).
+  one finished batch (transforms, collate, ``index`` = source row ids as always). In the process
+  that owns the loader, ``Lookahead`` decodes the batches its sampler just yielded on a background
+  thread, so decoding overlaps the training step as in our own loop.
 * ``Collate`` (``loader.collate_fn``): passes that finished batch through; merges plain samples
   with the user's collate_fn or the default one.
-* ``loader_args``: the keyword arguments of torch's DataLoader, as a framework passes them when it
-  re-creates our loader, turned into our config: a DistributedSampler found in ``sampler`` or
-  ``batch_sampler`` becomes our own sharding with its rank and world size (contiguous shards, equal
-  batch counts); torch's options (pin_memory, worker_init_fn, timeout, ...) are kept.
 
-``TorchShape`` is the mixin that gives the loader class these attributes, with torch's meanings.
+``iterators/torch_loader.py`` attaches them to the loader class.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, Dataset, DistributedSampler, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from .. import random as dl_random
 from ..pipeline import plan
 from ..pipeline.background import background
 from ..pipeline.collate import default_collate
 from . import Batch, converter_for
-
-_TORCH_KWARGS = ("batch_size", "shuffle", "sampler", "batch_sampler", "num_workers", "collate_fn", "pin_memory",
-                 "drop_last", "timeout", "worker_init_fn", "multiprocessing_context", "generator", "prefetch_factor",
-                 "persistent_workers", "pin_memory_device", "in_order")
-
 
 # ------------------------------------------------------------------------------------- samplers
 class RowSampler(Sampler):
@@ -258,256 +249,3 @@ class Collate:
 
     def __repr__(self):
         return f"Collate(fn={self.fn!r})"
-
-
-# ------------------------------------------------------------------------- re-creation arguments
-def _samplers_in(*objs):
-    """Samplers reachable from a framework's sampler / batch sampler: wrappers keep the original as
-    ``sampler``, ``batch_sampler`` or ``_batch_sampler`` (torch's BatchSampler, Accelerate's
-    BatchSamplerShard, Lightning's _IndexBatchSamplerWrapper) or as ``dataset._sampler``
-    (Lightning's DistributedSamplerWrapper)."""
-    from ..dataset import Dataset as DeepLakeDataset
-
-    seen, todo = [], list(objs)
-    while todo and len(seen) < 32:
-        o = todo.pop(0)
-        if o is None or any(o is s for s in seen):
-            continue
-        seen.append(o)
-        if not isinstance(o, (RowsDataset, DeepLakeDataset, RowSampler)):
-            todo.extend(getattr(o, a, None) for a in ("sampler", "batch_sampler", "_batch_sampler", "dataset",
-                                                      "_sampler"))
-    return seen
-
-
-def find_loader(dataset, sampler, batch_sampler):
-    """(config, called) of the loader whose parts a framework passes back, or None."""
-    if isinstance(dataset, RowsDataset):
-        return dataset._cfg, dataset._called
-    for o in _samplers_in(sampler, batch_sampler):
-        if isinstance(o, RowSampler):
-            return o.cfg, frozenset({o.cfg.mode} if o.cfg.mode else ())
-        if isinstance(o, RowsDataset):
-            return o._cfg, o._called
-    return None
-
-
-def loader_args(cfg, kwargs: dict):
-    """``cfg`` with torch DataLoader keyword arguments applied (see the module docstring)."""
-    from ..dataloader import _int
-
-    unknown = sorted(set(kwargs) - set(_TORCH_KWARGS))
-    if unknown:
-        raise TypeError(f"DeepLakeDataLoader got unexpected keyword arguments {unknown}; it takes torch "
-                        f"DataLoader's: {', '.join(_TORCH_KWARGS)}")
-    sampler, batch_sampler = kwargs.get("sampler"), kwargs.get("batch_sampler")
-    changes = {}
-    found = _samplers_in(sampler, batch_sampler)
-    dist = next((s for s in found if isinstance(s, DistributedSampler) and not isinstance(s, ShardSampler)), None)
-    if dist is not None:
-        changes["shard"] = (int(dist.rank), int(dist.num_replicas))
-    elif any(isinstance(s, SequentialSampler) for s in found) and not any(isinstance(s, RowSampler) for s in found):
-        changes["shuffle"] = False  # e.g. Lightning's overfit_batches: the rows in order
-    elif any(isinstance(s, RandomSampler) for s in found) and not any(isinstance(s, RowSampler) for s in found):
-        changes["shuffle"] = True
-    elif (sampler is not None or batch_sampler is not None) and not any(isinstance(s, RowSampler) for s in found):
-        what = sampler if sampler is not None else batch_sampler
-        raise ValueError(f"a DeepLakeDataLoader reads rows in its own order and cannot take a {type(what).__name__} "
-                         "as sampler/batch_sampler; use .shuffle(), .sample_by(), .query() or distributed=True")
-    if batch_sampler is not None:
-        bs = getattr(batch_sampler, "batch_size", None)
-        if bs is not None:
-            changes["batch_size"] = _int("batch_size", bs, 1)
-        if getattr(batch_sampler, "drop_last", None) is not None:
-            changes["drop_last"] = bool(batch_sampler.drop_last)
-    else:
-        if kwargs.get("batch_size", 1) is None:
-            raise ValueError("batch_size=None (no batching) is not supported by DeepLakeDataLoader; use batch(1)")
-        if "batch_size" in kwargs and (sampler is None or kwargs["batch_size"] != 1):
-            changes["batch_size"] = _int("batch_size", kwargs["batch_size"], 1)
-        if "drop_last" in kwargs and sampler is None:
-            changes["drop_last"] = bool(kwargs["drop_last"])
-        if kwargs.get("shuffle") is not None and sampler is None:
-            changes["shuffle"] = bool(kwargs["shuffle"])
-    if "num_workers" in kwargs:
-        changes["num_workers"] = _int("num_workers", kwargs["num_workers"], 0)
-    if kwargs.get("collate_fn") is not None:
-        fn = kwargs["collate_fn"]
-        if not callable(fn):
-            raise ValueError(f"collate_fn must be callable, got {type(fn).__name__}")
-        changes["collate_fn"] = fn.fn if isinstance(fn, Collate) else fn
-    if kwargs.get("prefetch_factor") is not None:
-        changes["prefetch_factor"] = _int("prefetch_factor", kwargs["prefetch_factor"], 1)
-    for name in ("pin_memory", "persistent_workers"):
-        if name in kwargs:
-            changes[name] = bool(kwargs[name])
-    if "timeout" in kwargs:
-        t = kwargs["timeout"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or t < 0:
-            raise ValueError(f"timeout option should be non-negative, got {t!r}")
-        changes["timeout"] = float(t)
-    if kwargs.get("worker_init_fn") is not None:
-        changes["worker_init_fn"] = checked_worker_init_fn(kwargs["worker_init_fn"])
-    if kwargs.get("generator") is not None:
-        changes["generator"] = kwargs["generator"]
-    checked_context(kwargs.get("multiprocessing_context"))
-    if kwargs.get("in_order") is False:
-        raise ValueError("in_order=False is not supported: DeepLakeDataLoader always yields batches in order")
-    return cfg.with_(**changes) if changes else cfg
-
-
-def checked_worker_init_fn(fn):
-    if fn is not None and not callable(fn):
-        raise ValueError(f"worker_init_fn must be callable, got {type(fn).__name__}")
-    return fn
-
-
-def checked_context(ctx):
-    """Our worker processes always start with 'spawn' (a forked child of a process that ran the
-    OpenMP decode kernels hangs in libgomp): None, 'spawn' or a spawn context are accepted."""
-    if ctx is None:
-        return None
-    method = ctx if isinstance(ctx, str) else getattr(ctx, "get_start_method", lambda: None)()
-    if method != "spawn":
-        raise ValueError(f"multiprocessing_context={ctx!r}: DeepLakeDataLoader starts its worker processes with "
-                         "'spawn' only (a forked child of a process that ran the OpenMP decode kernels can hang); "
-                         "pass None or 'spawn'")
-    return ctx
-
-
-# --------------------------------------------------------------------------------------- mixin
-def accelerator_available() -> bool:
-    acc = getattr(torch, "accelerator", None)
-    if acc is not None and hasattr(acc, "is_available"):
-        return bool(acc.is_available())
-    return bool(torch.cuda.is_available())
-
-
-def pin(batch):
-    """``batch`` with its torch tensors copied to page-locked memory (fast copies to an accelerator)."""
-    if isinstance(batch, torch.Tensor):
-        return batch.pin_memory()
-    if isinstance(batch, dict):
-        return type(batch)((k, pin(v)) for k, v in batch.items())
-    if isinstance(batch, list):
-        return [pin(v) for v in batch]
-    if isinstance(batch, tuple):
-        parts = [pin(v) for v in batch]
-        return type(batch)(*parts) if hasattr(batch, "_fields") else tuple(parts)
-    return batch
-
-
-class TorchShape:
-    """torch DataLoader attributes with torch's meanings (the loader class derives from torch's
-    DataLoader without running its __init__). Values of a bare ``ds.dataloader()`` match deeplake
-    3.9.52's where torch allows (batch_size 1, num_workers 0, timeout 0, ...); ``prefetch_factor``
-    is None without workers, as torch requires of a DataLoader built from these attributes."""
-
-    def __init__(self, dataset=None, _config=None, _called=frozenset(), **torch_kwargs):
-        from ..dataloader import _LoaderBase
-
-        if _config is None:
-            found = find_loader(dataset, torch_kwargs.get("sampler"), torch_kwargs.get("batch_sampler"))
-            if found is not None:
-                _config, _called = found
-        if _config is None:
-            from ..pipeline.config import LoaderConfig
-
-            if dataset is None:
-                raise TypeError("DeepLakeDataLoader needs a dataset: use ds.dataloader()")
-            _config = LoaderConfig(dataset=dataset)
-        if torch_kwargs:
-            _config = loader_args(_config, torch_kwargs)
-        _LoaderBase.__init__(self, None, _config, _called)
-        # a plain instance attribute (torch's DataLoader has one): frameworks that re-create the loader
-        # from vars(loader) pass it back, and it carries our config
-        object.__setattr__(self, "dataset", RowsDataset(_config, _called))
-        object.__setattr__(self, "_parts", {})
-
-    def with_torch_options(self, **kwargs):
-        """A new loader with torch DataLoader keyword arguments applied (``pin_memory``, ``timeout``,
-        ``worker_init_fn``, ``generator``, ``num_workers``, ... as torch's DataLoader takes them)."""
-        return type(self)(None, self._config, self._called, **kwargs)
-
-    def _part(self, name, make):
-        parts = self._parts
-        if name not in parts:
-            parts[name] = make()
-        return parts[name]
-
-    @property
-    def sampler(self):
-        cfg = self._config
-        cls = ShardSampler if (cfg.shard is not None or cfg.distributed) else RowSampler
-        return self._part("sampler", lambda: cls(cfg, cfg.generator, self.dataset._expect))
-
-    @property
-    def batch_sampler(self):
-        return self._part("batch_sampler", lambda: BatchSampler(self.sampler, self._config.batch_size,
-                                                                self._config.drop_last))
-
-    @property
-    def collate_fn(self):
-        cfg = self._config
-        if cfg.mode is None and cfg.collate_fn is None:
-            return None  # deeplake 3.9.52's answer for a bare ds.dataloader()
-        return self._part("collate_fn", lambda: Collate(cfg))
-
-    @property
-    def prefetch_factor(self):
-        return self._config.prefetch_factor if self._config.num_workers > 0 else None
-
-    pin_memory = property(lambda self: self._config.pin_memory)
-    timeout = property(lambda self: self._config.timeout)
-    persistent_workers = property(lambda self: self._config.persistent_workers)
-    generator = property(lambda self: self._config.generator)
-    pin_memory_device = property(lambda self: "")
-    in_order = property(lambda self: True)  # batches always come in order
-
-    @property
-    def worker_init_fn(self):
-        return self._config.worker_init_fn
-
-    @worker_init_fn.setter
-    def worker_init_fn(self, fn):  # torch allows it; Lightning sets it for seed_everything(workers=True)
-        self._reconfigure(worker_init_fn=checked_worker_init_fn(fn))
-
-    @property
-    def multiprocessing_context(self):
-        return mp.get_context("spawn") if self._config.num_workers > 0 else None
-
-    @multiprocessing_context.setter
-    def multiprocessing_context(self, ctx):
-        checked_context(ctx)
-
-    def close(self):
-        from ..dataloader import _LoaderBase
-
-        dataset = self.__dict__.get("dataset")
-        if isinstance(dataset, RowsDataset):
-            dataset._close_ahead()
-        _LoaderBase.close(self)
-
-    def _reconfigure(self, **changes):
-        """Change options of a loader that has not started an epoch (torch's rule for setters)."""
-        self.close()
-        cfg = self._config.with_(**changes)
-        object.__setattr__(self, "_config", cfg)
-        object.__setattr__(self, "dataset", RowsDataset(cfg, self._called))
-        self._parts.clear()
-
-    @property
-    def _auto_collation(self):
-        return True
-
-    @property
-    def _index_sampler(self):
-        return self.batch_sampler
-
-    def __iter__(self):
-        from ..dataloader import _LoaderBase
-
-        batches = _LoaderBase.__iter__(self)
-        if self._config.pin_memory and self._config.mode == "pytorch" and accelerator_available():
-            return (pin(b) for b in batches)
-        return batches

@@ -28,7 +28,7 @@ class LoaderConfig:
     query_tensors: Optional[tuple] = None  # projection of `select t1, t2`
     sample: Any = None  # (weights, replace, size)
     mode: Optional[str] = None  # 'pytorch' | 'tensorflow' | 'numpy'
-    # torch DataLoader options (iterators/torch_parts.py): a framework's sharding, pinning, workers
+    # torch DataLoader options (iterators/torch_loader.py): a framework's sharding, pinning, workers
     shard: Optional[tuple] = None  # (rank, world size) taken from a DistributedSampler a framework injected
     pin_memory: bool = False
     timeout: float = 0  # seconds to wait for a batch from the worker processes (0: no limit)
