@@ -10,3 +10,17 @@ def as_lists(samples):
     """collate_fn keeping each tensor's samples as a list (for tensors whose shapes differ); the
     loader adds ``index``."""
     return {k: [s[k] for s in samples] for k in samples[0]}
+
+
+_calls = [0]
+
+
+def slow_after_two(x):
+    """Identity per-tensor transform that, from its third call in a process on, sleeps two minutes:
+    a worker busy inside a long transform."""
+    import time
+
+    _calls[0] += 1
+    if _calls[0] > 2:
+        time.sleep(120)
+    return x

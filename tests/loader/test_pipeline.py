@@ -187,23 +187,3 @@ def test_early_break_and_garbage_collection_clean_up(loader_ds):
     time.sleep(0.5)
     assert not shm_files()
 
-
-def test_memory_stays_bounded_over_epochs(tmp_path):
-    """Peak RSS after 10 epochs of a shuffled loader is about what it was after 2."""
-    import psutil
-
-    ds = dl.empty(str(tmp_path / "big"))
-    rng = np.random.default_rng(0)
-    with ds:
-        ds.create_tensor("images", htype="image", sample_compression="jpeg")
-        ds.create_tensor("labels", htype="class_label")
-        ds.extend({"images": [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(600)],
-                   "labels": [i % 10 for i in range(600)]})
-    loader = ds.dataloader().batch(32).shuffle(buffer_size=4).pytorch()
-    proc = psutil.Process()
-    for _ in range(2):
-        list(loader)
-    after2 = proc.memory_info().rss
-    for _ in range(8):
-        list(loader)
-    assert proc.memory_info().rss - after2 < 40 * 2**20
