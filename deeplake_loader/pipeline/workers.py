@@ -41,6 +41,7 @@ import weakref
 import numpy as np
 
 from ..errors import DeepLakeLoaderError, TransformError, WorkerError
+from .memory import SHARED_MEMORY, map_block
 
 _PARENT_CHECK_S = 1.0
 _BLOCK_MSG = struct.Struct("qq")  # block id, bytes
@@ -64,9 +65,7 @@ def _die_with_parent(parent_pid: int):
 def _receive_blocks(sock, maps):
     """Map every block descriptor the main process has sent so far (it sends them before the task
     that needs them). An empty message means the main process is gone."""
-    from .memory import map_block
-
-    while True:
+    while sock is not None:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, _BLOCK_MSG.size, 1)
         except BlockingIOError:
@@ -98,7 +97,8 @@ def _worker_main(parent_pid, task_q, result_q, sock, generation, blob):
             f"a worker process could not load the transform ({type(e).__name__}: {e}); worker processes import "
             "it by module name, so it must live in an importable module")), traceback.format_exc())))
         return
-    sock.setblocking(False)
+    if sock is not None:
+        sock.setblocking(False)
     maps: dict = {}  # block id -> mmap
     while True:
         try:
@@ -159,7 +159,9 @@ class WorkerPool:
         self.task_qs = [ctx.Queue() for _ in range(num_workers)]
         self._generation = ctx.RawValue("q", 0)  # shared: workers skip tasks of older generations
         self.generation = 0
-        pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(num_workers)]
+        # block descriptors travel over a Unix socket per worker (only where blocks can be shared)
+        pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if SHARED_MEMORY else (None, None)
+                 for _ in range(num_workers)]
         self.socks = [ours for ours, _ in pairs]
         self.procs: list = []
         self._known = [set() for _ in range(num_workers)]  # block ids each worker has been sent
@@ -280,7 +282,8 @@ def _keeper(ctx, procs, task_qs, result_q, their_socks, generation, blob, starte
         failure.append(e)
     finally:
         for theirs in their_socks:
-            theirs.close()  # each worker has its own copy now
+            if theirs is not None:
+                theirs.close()  # each worker has its own copy now
         started.set()
     stopped.wait()
 
@@ -305,5 +308,6 @@ def _stop(procs, queues, socks, generation, stopped, inflight):
         q.cancel_join_thread()  # a dead reader must not block us on unflushed items
         q.close()
     for s in socks:
-        s.close()
+        if s is not None:
+            s.close()
     inflight.clear()

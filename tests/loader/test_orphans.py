@@ -127,3 +127,27 @@ def test_a_loader_sweeps_blocks_of_dead_processes(loader_ds):
         for path in (dead, live):
             if os.path.exists(path):
                 os.unlink(path)
+
+
+def test_workers_outlive_the_thread_that_started_them(loader_ds):
+    """Linux sends PR_SET_PDEATHSIG when the *thread* that started a child ends. A framework may
+    start an epoch on a short-lived thread (tf.data does): persistent workers must live on."""
+    import threading
+
+    from tests.common.loader import keep
+
+    from .test_epochs import check_batch
+
+    loader = (loader_ds.dataloader().transform({"images": keep, "vec": keep}).batch(5)
+              .pytorch(num_workers=2, persistent_workers=True))
+    with loader:
+        first = []
+        t = threading.Thread(target=lambda: first.append(check_batch(next(iter(loader)))))
+        t.start()
+        t.join()
+        assert first and len(first[0]) == 5
+        pids = [p.pid for p in loader._pipeline._workers.procs]
+        time.sleep(0.5)
+        rows = [r for b in loader for r in check_batch(b)]  # a new epoch on the same workers
+        assert sorted(rows) == list(range(50))
+        assert [p.pid for p in loader._pipeline._workers.procs] == pids and all(alive(p) for p in pids)

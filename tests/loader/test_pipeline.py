@@ -187,3 +187,21 @@ def test_early_break_and_garbage_collection_clean_up(loader_ds):
     time.sleep(0.5)
     assert not shm_files()
 
+
+
+def test_without_shared_memory_workers_get_batches_pickled(loader_ds, monkeypatch):
+    """Where memfd does not exist (not Linux) the pool's blocks are private and workers get the
+    decoded columns pickled: the same batches."""
+    from deeplake_loader.pipeline import memory, workers
+
+    monkeypatch.setattr(memory, "SHARED_MEMORY", False)
+    monkeypatch.setattr(workers, "SHARED_MEMORY", False)
+    loader = (loader_ds.dataloader().transform({"images": np.flipud, "labels": None}).batch(10)
+              .pytorch(num_workers=2))
+    with loader:
+        rows = []
+        for b in loader:
+            for img, row in zip(b["images"].numpy(), rows_of(b)):
+                assert np.array_equal(img, np.flipud(image_for(row)))
+            rows += rows_of(b)
+        assert sorted(rows) == list(range(N)) and not loader._pipeline.pool.shared
