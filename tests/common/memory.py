@@ -5,7 +5,9 @@ freed in between; this does not.
 
 ``peak_growth(setup, work)`` runs ``setup`` (imports, dataset, warm-up), then ``work``; both are
 source text sharing one namespace. It returns the resident MiB when ``work`` started, the peak
-growth in MiB during it, and whatever ``work`` stored in the dict ``RESULT`` (JSON values).
+growth in MiB during it, and whatever ``work`` stored in the dict ``RESULT`` (JSON values). Both
+may call ``status(key, pid="self")``: a /proc/<pid>/status value in MiB (e.g. another process's
+VmHWM, after writing 5 to its clear_refs).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 
 _HARNESS = """
 import json, sys
-def _status(key):
-    with open("/proc/self/status") as f:
+def status(key, pid="self"):
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024  # kB -> MiB
@@ -32,9 +34,9 @@ RESULT = {}
 exec(compile(sys.argv[1], "<setup>", "exec"))
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # reset VmHWM to the current RSS
-_start = _status("VmRSS")
+_start = status("VmRSS")
 exec(compile(sys.argv[2], "<work>", "exec"))
-print(json.dumps({"start_mib": _start, "peak_growth_mib": _status("VmHWM") - _start, "result": RESULT}))
+print(json.dumps({"start_mib": _start, "peak_growth_mib": status("VmHWM") - _start, "result": RESULT}))
 """
 
 

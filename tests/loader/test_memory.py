@@ -5,24 +5,19 @@ accounting stays under its documented bound."""
 import numpy as np
 import pytest
 
-import deeplake_loader as dl
 from tests.common.memory import peak_growth
 
-from .conftest import image_for
+from .conftest import image_for, jpeg_dataset
 
 
 def test_memory_stays_bounded_over_epochs(tmp_path):
     """The peak RSS of epochs 3 to 10 of a shuffled loader is about the RSS after epoch 2."""
-    ds = dl.empty(str(tmp_path / "big"))
     rng = np.random.default_rng(0)
-    with ds:
-        ds.create_tensor("images", htype="image", sample_compression="jpeg")
-        ds.create_tensor("labels", htype="class_label")
-        ds.extend({"images": [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(600)],
-                   "labels": [i % 10 for i in range(600)]})
+    path = jpeg_dataset(tmp_path / "big", [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(600)],
+                        [i % 10 for i in range(600)])
     out = peak_growth(f"""
         import deeplake_loader as dl
-        loader = dl.load({str(tmp_path / "big")!r}).dataloader().batch(32).shuffle(buffer_size=4).pytorch()
+        loader = dl.load({path!r}).dataloader().batch(32).shuffle(buffer_size=4).pytorch()
         for _ in range(2):
             for b in loader:
                 pass
@@ -41,26 +36,16 @@ N_SIZES = 300
 @pytest.fixture(scope="module")
 def many_sizes_ds(tmp_path_factory):
     """300 JPEGs, each of its own size (about 0.25 to 0.6 MB decoded; 125 MiB in all)."""
-    path = str(tmp_path_factory.mktemp("sizes") / "ds")
-    ds = dl.empty(path)
-    with ds:
-        ds.create_tensor("images", htype="image", sample_compression="jpeg")
-        ds.extend({"images": [image_for(i, 200 + i, 400) for i in range(N_SIZES)]})
-    return path
+    return jpeg_dataset(tmp_path_factory.mktemp("sizes") / "ds", [image_for(i, 200 + i, 400) for i in range(N_SIZES)])
 
 
 # setup code: reset the worker processes' peak marks too (they map the shared blocks)
 WORKER_PEAKS = """
-        def status(pid, key):
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith(key + ":"):
-                        return int(line.split()[1]) / 1024
         pids = [p.pid for p in loader._pipeline._workers.procs] if loader._pipeline._workers else []
         for pid in pids:
             with open(f"/proc/{pid}/clear_refs", "w") as f:
                 f.write("5")
-        workers_start = [status(pid, "VmRSS") for pid in pids]
+        workers_start = [status("VmRSS", pid) for pid in pids]
 """
 
 
@@ -83,7 +68,7 @@ def test_pool_stays_bounded_over_many_image_sizes(many_sizes_ds, workers):
         for b in it:
             n += 1
         del b
-        RESULT.update(n=n, workers=[status(pid, "VmHWM") - s for pid, s in zip(pids, workers_start)],
+        RESULT.update(n=n, workers=[status("VmHWM", pid) - s for pid, s in zip(pids, workers_start)],
                       **loader._pipeline.pool.stats())
         loader.close()
         """)

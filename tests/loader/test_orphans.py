@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import image_for
 
 psutil = pytest.importorskip("psutil")
 
@@ -38,19 +37,6 @@ for epoch in range(1000):
 """
 
 
-@pytest.fixture(scope="module")
-def train_ds(tmp_path_factory):
-    import deeplake_loader as dl
-
-    path = str(tmp_path_factory.mktemp("orphans") / "ds")
-    ds = dl.empty(path)
-    with ds:
-        ds.create_tensor("images", htype="image", sample_compression="png")
-        ds.create_tensor("labels", dtype="int64")
-        ds.extend({"images": [image_for(i) for i in range(40)], "labels": list(range(40))})
-    return path
-
-
 def alive(pid):
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -60,9 +46,9 @@ def alive(pid):
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 @pytest.mark.parametrize("state", ["waiting", "busy"])
-def test_killing_the_training_process_leaves_nothing_behind(train_ds, sig, state):
+def test_killing_the_training_process_leaves_nothing_behind(loader_ds, sig, state):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-    proc = subprocess.Popen([sys.executable, "-c", TRAIN, train_ds, state], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", TRAIN, loader_ds.path, state], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     children, names = [], []
     try:
