@@ -4,7 +4,8 @@ into pages that are already mapped instead of page-faulting fresh memory for eve
 
 Bounded: a block is reused only for an array of exactly its size, and the pool keeps at most
 ``max_free_blocks`` free blocks holding at most ``max_free_bytes``, dropping the least recently
-returned first. By default both follow what the pipeline can have in flight (``slots`` batches):
+returned first (when the pool is next used: a block's last view may die on any thread, or in the
+garbage collector, so returning it only queues it). By default both follow what the pipeline can have in flight (``slots`` batches):
 ``slots`` blocks and ``slots`` x the largest block leased so far; the environment variable
 ``DEEPLAKE_LOADER_POOL_MB`` fixes the bytes instead. Leased blocks are not counted and never freed
 under a live array: a block's memory goes when the pool has dropped it *and* its last view is gone.
