@@ -169,13 +169,13 @@ class WorkerPool:
         self._ready: dict = {}  # batch id -> (status, data) of the current generation
         self._next = 0
         self.closed = False
-        stopped = threading.Event()
+        stopped, started, failure = threading.Event(), threading.Event(), []
+        keeper = threading.Thread(target=_keeper, daemon=True, name="deeplake_loader-workers",
+                                  args=(ctx, self.procs, self.task_qs, self.result_q, [theirs for _, theirs in pairs],
+                                        self._generation, blob, started, failure, stopped))
         self._finalizer = weakref.finalize(self, _stop, self.procs, self.task_qs + [self.result_q], self.socks,
-                                           self._generation, stopped, self._inflight)
-        started, failure = threading.Event(), []
-        threading.Thread(target=_keeper, daemon=True, name="deeplake_loader-workers",
-                         args=(ctx, self.procs, self.task_qs, self.result_q, [theirs for _, theirs in pairs],
-                               self._generation, blob, started, failure, stopped)).start()
+                                           self._generation, stopped, keeper, self._inflight)
+        keeper.start()
         started.wait()
         if failure:
             self.close()
@@ -288,7 +288,7 @@ def _keeper(ctx, procs, task_qs, result_q, their_socks, generation, blob, starte
     stopped.wait()
 
 
-def _stop(procs, queues, socks, generation, stopped, inflight):
+def _stop(procs, queues, socks, generation, stopped, keeper, inflight):
     """Make queued tasks stale, ask every worker to exit, terminate the ones that do not; never
     blocks for long. Then the shared blocks of unfinished batches go back to the pool."""
     generation.value = -1
@@ -304,6 +304,8 @@ def _stop(procs, queues, socks, generation, stopped, inflight):
             p.terminate()
             p.join(timeout=2)
     stopped.set()  # the keeper thread ends
+    if keeper.is_alive() and keeper is not threading.current_thread():
+        keeper.join(timeout=2)
     for q in queues:
         q.cancel_join_thread()  # a dead reader must not block us on unflushed items
         q.close()

@@ -7,6 +7,8 @@ failure reproduces). Worker processes only start with a transform, so every load
 identity per-tensor transform, which must not change the data either).
 """
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -39,6 +41,10 @@ def random_sequence(rng):
         epochs.append((None if take == n_batches else take, "break" if rng.random() < 0.6 else "abandon",
                        rng.random() < 0.25))
     return cfg, epochs
+
+
+def loader_threads():
+    return {t for t in threading.enumerate() if t.name.startswith("deeplake_loader")}
 
 
 def run_sequence(loader_ds, workers, persistent, seed):
@@ -85,8 +91,10 @@ CASES = ([(0, False, seed) for seed in (101, 102, 103, 104, 105, 106)]
 def test_every_batch_holds_the_rows_its_index_names(loader_ds, workers, persistent, seed):
     import psutil
 
+    threads = loader_threads()
     pids = run_sequence(loader_ds, workers, persistent, seed)
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert loader_threads() <= threads  # every stage thread and worker keeper thread has ended
 
 
 def test_persistent_workers_after_an_early_break_never_deliver_the_old_epochs_batches(loader_ds):
