@@ -88,6 +88,7 @@ class TensorWriter:
                                         key=base + "chunks_index/unsharded")
         self.tiles = TileEncoder.parse(storage.get_or_none(base + "tiles_index/unsharded"), tensor=name,
                                        key=base + "tiles_index/unsharded")
+        self._forget_unflushed()
         self.tail = None  # the open last chunk (_Tail)
         self.dirty_chunks: dict = {}  # chunk id -> [Stored] to write
         self.tile_chunks: dict = {}  # chunk id -> Stored (one tile)
@@ -97,6 +98,15 @@ class TensorWriter:
         if meta.get("is_sequence") or meta.get("is_link"):
             raise UnsupportedError(f"appending to {'sequence' if meta.get('is_sequence') else 'link'} tensor "
                                    f"'{name}' is not supported")
+
+    def _forget_unflushed(self):
+        """tensor_meta.json is written last by flush(), so its length is what was committed. A flush
+        cut short (a killed process) can leave the chunk and tile indexes covering rows past it: those
+        rows are forgotten here, and _load_tail drops their samples from the tail chunk, so that an
+        append continues at the committed length."""
+        length = self.meta.get("length") or 0
+        self.enc = self.enc.truncated(length)
+        self.tiles.entries = {g: v for g, v in self.tiles.entries.items() if g < length}
 
     # ------------------------------------------------------------------------------- samples
     @property
@@ -251,18 +261,20 @@ class TensorWriter:
             raise CorruptDatasetError("chunk file is missing", tensor=self.name, key=key)
         chunk = Chunk.from_bytes(buf, chunk_compression=self.meta.get("chunk_compression"), key=key,
                                  tensor=self.name)
-        n = chunk.num_samples
-        if n != int(last[1]) + 1 - first:
-            raise CorruptDatasetError(f"chunk holds {n} samples, the chunk index says {int(last[1]) + 1 - first}",
+        n, indexed = chunk.num_samples, int(last[1]) + 1 - first
+        if n < indexed:
+            raise CorruptDatasetError(f"chunk holds {n} samples, the chunk index says {indexed}",
                                       tensor=self.name, key=key)
         stored = []
         canvas = chunk.canvas is not None or (self.meta.get("chunk_compression") not in (None, "lz4"))
-        for local in range(n):
+        for local in range(indexed):
             shape = chunk.shape(local)
             if canvas:
                 stored.append(Stored(shape, array=chunk.canvas_sample(local)))
             else:
                 stored.append(Stored(shape, bytes(chunk.payload(local))))
+        if n > indexed:  # samples of a flush cut short (see _forget_unflushed): rewrite without them
+            self.dirty_chunks[int(last[0])] = stored
         return _Tail(int(last[0]), stored)
 
     def add(self, stored, plan):
