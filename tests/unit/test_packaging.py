@@ -85,4 +85,4 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "deeplake_loader", "--help"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "info" in out.stdout and "ingest" in out.stdout
+    assert "info" in out.stdout and "ingest" in out.stdout and "bench" in out.stdout
