@@ -6,8 +6,8 @@ loader pays off on it.
     deeplake-loader bench PATH             # one epoch: ours vs torch DataLoader + Pillow
 
 This module only parses arguments and turns library errors into one-line messages; the work of each
-sub-command is in ``commands/``. Everything goes through the public API (``load``, ``empty``,
-``read``, ``ds.dataloader()``), so the command shows what a script would see.
+sub-command is in ``commands/``. They go through the public API (``load``, ``empty``, ``read``,
+``ds.dataloader()``), so the command shows what a script would see.
 """
 
 from __future__ import annotations
