@@ -137,6 +137,8 @@ def _open(path: str, plan: Plan, record: dict, overwrite: bool):
                 f"{record['files']} different files or labels. Restore the source to resume, or pass "
                 "--overwrite to start over")
         else:
+            for n in TENSORS:  # an append of nothing first drops what a cut-short append left (format/writer.py)
+                ds[n].extend([])
             return ds, {n: len(ds[n]) for n in TENSORS}
     ds = empty(path, overwrite=overwrite)
     ds.create_tensor("images", htype="image", sample_compression=record["compression"])

@@ -60,9 +60,6 @@ class TensorReader:
         length = m.get("length")
         if not isinstance(length, int) or isinstance(length, bool) or length < 0:
             raise CorruptDatasetError(f"tensor_meta 'length' is {length!r}", tensor=self.name, key=self.meta_key)
-        # An index covering more rows than tensor_meta is an append cut short between the two writes
-        # (the meta is written last): rows up to length are intact and the rest is not part of the tensor.
-        self.enc = self.enc.truncated(length)
         if len(self.enc.table) and self.enc.num_samples != length:
             raise CorruptDatasetError(f"the chunk index covers {self.enc.num_samples} samples but tensor_meta "
                                       f"says {length}", tensor=self.name,

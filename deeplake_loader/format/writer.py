@@ -102,11 +102,13 @@ class TensorWriter:
     def _forget_unflushed(self):
         """tensor_meta.json is written last by flush(), so its length is what was committed. A flush
         cut short (a killed process) can leave the chunk and tile indexes covering rows past it: those
-        rows are forgotten here, and _load_tail drops their samples from the tail chunk, so that an
-        append continues at the committed length."""
+        rows are forgotten here (and the indexes rewritten by the next flush; until then the reader
+        refuses the tensor), and _load_tail drops their samples from the tail chunk, so that an append
+        (even of no rows) continues at the committed length."""
         length = self.meta.get("length") or 0
-        self.enc = self.enc.truncated(length)
-        self.tiles.entries = {g: v for g, v in self.tiles.entries.items() if g < length}
+        enc, tiles = self.enc.truncated(length), {g: v for g, v in self.tiles.entries.items() if g < length}
+        self.index_dirty = enc is not self.enc or len(tiles) != len(self.tiles.entries)
+        self.enc, self.tiles.entries = enc, tiles
 
     # ------------------------------------------------------------------------------- samples
     @property
@@ -405,7 +407,7 @@ class TensorWriter:
 
     def flush(self) -> bool:
         """Write what is pending; True if anything was written."""
-        if not (self.dirty_chunks or self.tile_chunks or self.meta_dirty or self.info_dirty):
+        if not (self.dirty_chunks or self.tile_chunks or self.meta_dirty or self.info_dirty or self.index_dirty):
             return False
         new_names = []
         for cid, stored in self.dirty_chunks.items():
@@ -424,7 +426,7 @@ class TensorWriter:
                             ":".join([n] + [x for x in current[n] if x]) for n in names)
             self.storage.put(cs_key, text.encode())
             self.vs.forget_chunk_sets()
-        if self.dirty_chunks or self.tile_chunks or self.new:
+        if self.dirty_chunks or self.tile_chunks or self.new or self.index_dirty:
             self.storage.put(self.base + "chunks_index/unsharded", self.enc.tobytes())
             self.storage.put(self.base + "tiles_index/unsharded", self.tiles.tobytes())
         if self.info_dirty or self.new:
@@ -434,7 +436,7 @@ class TensorWriter:
             self.storage.put(self.base + "tensor_meta.json", dumps_meta(self.meta))
             self._write_commit_diff()
         self.dirty_chunks, self.tile_chunks = {}, {}
-        self.meta_dirty = self.info_dirty = self.new = False
+        self.meta_dirty = self.info_dirty = self.new = self.index_dirty = False
         self.pending = 0
         return True
 
@@ -468,7 +470,8 @@ class DatasetWriter:
     @property
     def dirty(self) -> bool:
         return self.meta_dirty or self.info is not None or any(
-            t.dirty_chunks or t.tile_chunks or t.meta_dirty or t.info_dirty for t in self.tensors.values())
+            t.dirty_chunks or t.tile_chunks or t.meta_dirty or t.info_dirty or t.index_dirty
+            for t in self.tensors.values())
 
     def _names(self):
         return self.meta.get("tensor_names") or {k: k for k in self.meta.get("tensors", [])}

@@ -5,10 +5,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import deeplake_loader as dl
 from deeplake_loader.cli import main
+from deeplake_loader.storage.local import LocalProvider
 
 
 def make_tree(root):
@@ -85,6 +87,37 @@ def test_a_lagging_tensor_catches_up(tmp_path, capsys):
     assert "4 of 6 images already stored, resuming" in capsys.readouterr().out
     ds = dl.load(str(tmp_path / "cut"), read_only=True)
     assert [ds.images[i].tobytes() for i in range(len(ds.images))] == want
+    assert ds.labels.numpy().reshape(-1).tolist() == [0, 0, 0, 1, 1, 1]
+
+
+class Killed(BaseException):
+    """The process died here."""
+
+
+def test_resume_after_a_write_cut_short(tmp_path, monkeypatch, capsys):
+    """Killed after the second batch's images chunk and chunk index were written, before its
+    tensor_meta.json: the run again drops that half-written batch and stores it once."""
+    make_tree(tmp_path / "tree")
+    real, metas = LocalProvider.put, []
+
+    def put(self, key, data):
+        if key.endswith("images/tensor_meta.json"):
+            metas.append(key)
+            if len(metas) == 3:  # 1: create_tensor, 2: first batch, 3: second batch
+                raise Killed(key)
+        return real(self, key, data)
+
+    monkeypatch.setattr(LocalProvider, "put", put)
+    args = ["ingest", str(tmp_path / "tree"), str(tmp_path / "ds"), "--batch", "2", "--no-progress"]
+    with pytest.raises(Killed):
+        main(args)
+    monkeypatch.setattr(LocalProvider, "put", real)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "2 of 6 images already stored, resuming" in capsys.readouterr().out
+    ds = dl.load(str(tmp_path / "ds"), read_only=True)
+    files = [tmp_path / "tree" / c / f"{i}.jpg" for c in ("cats", "dogs") for i in range(3)]
+    assert [ds.images[i].tobytes() for i in range(len(ds.images))] == [f.read_bytes() for f in files]
     assert ds.labels.numpy().reshape(-1).tolist() == [0, 0, 0, 1, 1, 1]
 
 

@@ -1,5 +1,6 @@
-"""An append cut short at any write (a killed process) leaves a dataset that reads its committed rows
-exactly and that appends continue on without wrong data (what `deeplake-loader ingest` resumes on).
+"""An append cut short at any write (a killed process) never gives wrong data: each tensor either
+reads its committed rows exactly or refuses with CorruptDatasetError, and the next append (even of
+no rows, as `deeplake-loader ingest` does when it resumes) continues at the committed length.
 
 tensor_meta.json is written last by a flush, so its length is the commit point of each tensor;
 chunks, the chunk index and the tile index written before it may run ahead of it.
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 
 import deeplake_loader as dl
+from deeplake_loader.errors import CorruptDatasetError
 from deeplake_loader.sample import Sample
 from deeplake_loader.storage.local import LocalProvider
 
@@ -40,13 +42,21 @@ def rows(a, b):
             "tiled": [np.full((40, 30), r, np.uint8) for r in range(a, b)]}
 
 
+def check_one(ds, name, n):
+    assert len(ds[name]) == n
+    if name == "labels":
+        assert ds.labels.numpy().reshape(-1).tolist() == list(range(n))
+    elif name == "images":
+        for r, img in enumerate(ds.images.numpy(aslist=True)):
+            assert img.shape == (8, 8, 3) and np.abs(img.astype(int) - value(r)).max() <= 2, r
+    else:
+        for r in range(n):
+            assert (ds.tiled[r].numpy() == np.full((40, 30), r, np.uint8)).all(), r
+
+
 def check(ds, lengths):
-    assert [len(ds[name]) for name in TENSORS] == lengths
-    assert ds.labels.numpy().reshape(-1).tolist() == list(range(lengths[1]))
-    for r, img in enumerate(ds.images.numpy(aslist=True)):
-        assert img.shape == (8, 8, 3) and np.abs(img.astype(int) - value(r)).max() <= 2, r
-    for r in range(lengths[2]):
-        assert (ds.tiled[r].numpy() == np.full((40, 30), r, np.uint8)).all(), r
+    for name, n in zip(TENSORS, lengths):
+        check_one(ds, name, n)
 
 
 def make(path):
@@ -83,6 +93,7 @@ def test_every_cut_point_of_an_append(tmp_path, puts):
     writes = puts["n"]
     assert writes >= 12  # chunks, tiles, chunk and tile indexes, infos, metas, commit diffs of 3 tensors
 
+    refused = 0
     for cut in range(writes):
         path = tmp_path / f"cut{cut}"
         make(path)
@@ -91,7 +102,18 @@ def test_every_cut_point_of_an_append(tmp_path, puts):
             dl.load(str(path)).extend(rows(7, 12))
         puts["cut"] = None
 
+        ds = dl.load(str(path), read_only=True)
+        for name in TENSORS:  # as it was left: the committed rows, or a refusal
+            try:
+                n = len(ds[name])
+                assert n in (7, 12), (cut, name, n)
+                check_one(ds, name, n)
+            except CorruptDatasetError as e:
+                assert "chunk index covers 12 samples but tensor_meta says 7" in str(e), (cut, e)
+                refused += 1
         ds = dl.load(str(path))
+        for name in TENSORS:
+            ds[name].extend([])  # an append of nothing drops what the cut left behind
         lengths = [len(ds[name]) for name in TENSORS]
         assert set(lengths) <= {7, 12}, (cut, lengths)
         check(ds, lengths)
@@ -104,3 +126,4 @@ def test_every_cut_point_of_an_append(tmp_path, puts):
         check(ds, [16, 16, 16])
         for name in TENSORS:
             assert ds[name].reader.enc.num_samples == 16, (cut, name)
+    assert refused, "no cut left an index ahead of its tensor_meta: the repair path was not exercised"
