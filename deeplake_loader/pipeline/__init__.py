@@ -18,7 +18,7 @@ from .. import random as dl_random
 from ..errors import DeepLakeLoaderError
 from . import plan
 from .background import background
-from .collate import apply_transforms, collate, fast_batch
+from .collate import assembler
 from .config import LoaderConfig
 from .fetch import Column, Decoder
 from .memory import BufferPool
@@ -36,8 +36,7 @@ class Pipeline:
                                           f"tensors=[...] (tensors: {list(ds.tensors)})")
         per_tensor = cfg.transform if isinstance(cfg.transform, dict) else {}
         self.columns = {n: Column(ds, n, cfg.decode_method.get(n, "numpy"), per_tensor.get(n)) for n in names}
-        self.per_tensor = {n: c.transform for n, c in self.columns.items() if c.transform is not None}
-        self.transform = cfg.transform if callable(cfg.transform) and not isinstance(cfg.transform, dict) else None
+        self.assemble = assembler(cfg, self.columns)  # columns -> the batch (transforms, collate, index)
         self.primary = plan.primary_tensor(cfg, names)
         self.pool = BufferPool(shared=cfg.num_workers > 0)
         self.decoder = Decoder(self.pool, cfg.num_threads)
@@ -102,33 +101,21 @@ class Pipeline:
         decoded = background(lambda: self._decoded_batches(epoch), depth, self._stops,
                              f"deeplake_loader-decode-{epoch}")
         try:
-            if cfg.num_workers > 0 and (self.transform is not None or self.per_tensor or cfg.collate_fn):
+            if cfg.num_workers > 0 and self.assemble.runs_user_code:
                 yield from self._through_workers(decoded, depth)
             else:
-                for item in decoded:
-                    yield self._finish(*item)
+                for rows, columns in decoded:
+                    yield self.assemble(columns, rows)
         finally:
             decoded.close()
             if not cfg.persistent_workers:
                 self._close_workers()
 
-    def _finish(self, rows, columns):
-        if self.transform is None and not self.per_tensor and self.cfg.collate_fn is None:
-            batch = fast_batch(columns)
-        else:
-            batch = collate(apply_transforms(columns, rows, self.transform, self.per_tensor), self.cfg.collate_fn, rows)
-        return self._with_index(batch, rows)
-
-    def _with_index(self, batch, rows):
-        if self.cfg.return_index and isinstance(batch, dict):
-            batch["index"] = np.asarray(rows, dtype=np.int64).reshape(-1, 1)
-        return batch
-
     def _through_workers(self, decoded, depth):
         from .workers import WorkerPool
 
         if self._workers is None or self._workers.closed:
-            self._workers = WorkerPool(self.cfg.num_workers, self.transform, self.per_tensor, self.cfg.collate_fn)
+            self._workers = WorkerPool(self.cfg.num_workers, self.assemble)
         workers = self._workers
         held, done, next_id, sent, finished = {}, {}, 0, 0, False
         while True:
@@ -150,8 +137,8 @@ class Pipeline:
             while next_id not in done:
                 batch_id, result = workers.result()
                 done[batch_id] = result
-            rows, _ = held.pop(next_id)
-            yield self._with_index(done.pop(next_id), rows)
+            held.pop(next_id)
+            yield done.pop(next_id)
             next_id += 1
 
     # ------------------------------------------------------------------------------ lifetime

@@ -1,7 +1,9 @@
 """Worker processes for per-sample transforms and collation (num_workers > 0).
 
 Decoded batches reach workers through shared memory (the pool's /dev/shm blocks, mapped by path);
-only small per-row values (labels, text) and the transformed results travel pickled. Workers are
+only small per-row values (labels, text) and the transformed results travel pickled. The batch
+assembler (transforms, collate_fn) is sent once per worker with cloudpickle (pipeline/shipping.py),
+so lambdas, closures and local functions work. Workers are
 started with the 'spawn' method: a forked child of a process that used OpenMP (the decode kernels)
 would hang in libgomp. A worker that raises sends the exception back with its traceback; a worker
 that dies is noticed within a fraction of a second and reported, never waited on forever.
@@ -19,19 +21,19 @@ import weakref
 import numpy as np
 
 from ..errors import TransformError, WorkerError
+from . import shipping
 
 
 def _worker_main(task_q, result_q, blob):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
-    from .collate import apply_transforms, collate
     from .memory import map_shared
 
     try:
-        transform, per_tensor, collate_fn = pickle.loads(blob)
+        assemble = shipping.loads(blob)
     except BaseException as e:  # noqa: BLE001 - e.g. the transform's module is not importable here
         result_q.put((None, False, (pickle.dumps(WorkerError(
-            f"a worker process could not load the transform ({type(e).__name__}: {e}); worker processes import "
-            "it by module name, so it must live in an importable module")), traceback.format_exc())))
+            f"a worker process could not load the transform ({type(e).__name__}: {e}); functions of an importable "
+            "module travel by name, so that module must import in a fresh process")), traceback.format_exc())))
         return
     maps: dict = {}
     while True:
@@ -47,8 +49,7 @@ def _worker_main(task_q, result_q, blob):
                     columns[name] = map_shared(path, shape, dtype, maps)
                 else:
                     columns[name] = value
-            samples = apply_transforms(columns, rows, transform, per_tensor)
-            result = pickle.dumps(collate(samples, collate_fn, rows), protocol=pickle.HIGHEST_PROTOCOL)
+            result = pickle.dumps(assemble(columns, rows), protocol=pickle.HIGHEST_PROTOCOL)
             result_q.put((batch_id, True, result))
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the main process
             try:
@@ -69,13 +70,8 @@ def _describe(exitcode) -> str:
 
 
 class WorkerPool:
-    def __init__(self, num_workers: int, transform, per_tensor, collate_fn):
-        try:
-            blob = pickle.dumps((transform, per_tensor, collate_fn))
-        except Exception as e:  # noqa: BLE001 - pickling raises many types
-            raise WorkerError(f"the transform or collate_fn cannot be sent to num_workers={num_workers} worker "
-                              f"processes because it cannot be pickled ({type(e).__name__}: {e}). Define it at "
-                              "module level (not a lambda or a local function), or use num_workers=0.") from None
+    def __init__(self, num_workers: int, assemble):
+        blob = shipping.dumps(assemble, assemble.user_code, num_workers)
         ctx = mp.get_context("spawn")
         self.result_q = ctx.Queue()
         self.task_qs = [ctx.Queue() for _ in range(num_workers)]
