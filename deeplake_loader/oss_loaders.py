@@ -140,7 +140,11 @@ def tensorflow(dataset, tensors=None, tobytes=False, fetch_chunks: bool = True):
                 raise ValueError(f"Tensor {name} is not present in the list of provided tensors: {names}.")
         raw = set(tobytes)
     readers = {n: dataset._reader(n) for n in names}
-    one_shape = all(n in raw or r.is_text or (r.seq is None and tuple(r.min_shape) == tuple(r.max_shape))
+    # Batches of TF_BATCH rows when every sample of every tensor has one, non-empty shape; else
+    # batches of one row, each taken apart by indexing (TensorFlow 2.21's unbatch() segfaults on a
+    # zero-size component, e.g. a row with no boxes).
+    one_shape = all(n in raw or r.is_text or (r.seq is None and tuple(r.min_shape) == tuple(r.max_shape)
+                                              and 0 not in tuple(r.max_shape))
                     for n, r in readers.items())
     loader = dataset.dataloader().batch(TF_BATCH if one_shape else 1).tensorflow(
         tensors=names, return_index=False, decode_method={n: "tobytes" for n in raw} or None)
@@ -157,4 +161,7 @@ def tensorflow(dataset, tensors=None, tobytes=False, fetch_chunks: bool = True):
             out[n] = tf.expand_dims(out[n], -1)
         return out
 
-    return batched_dataset(loader).map(deeplake_form).unbatch()
+    batched = batched_dataset(loader).map(deeplake_form)
+    if one_shape:
+        return batched.unbatch()
+    return batched.map(lambda batch: {n: v[0] for n, v in batch.items()})
