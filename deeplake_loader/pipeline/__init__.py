@@ -104,12 +104,15 @@ class Pipeline:
             if cfg.num_workers > 0 and self.assemble.runs_user_code:
                 yield from self._through_workers(decoded, depth)
             else:
-                for rows, columns in decoded:
-                    yield self.assemble(columns, rows)
+                for item in decoded:
+                    yield self._finish(*item)
         finally:
             decoded.close()
             if not cfg.persistent_workers:
                 self._close_workers()
+
+    def _finish(self, rows, columns):
+        return self.assemble(columns, rows)
 
     def _through_workers(self, decoded, depth):
         from .workers import WorkerPool

@@ -16,3 +16,15 @@ def as_lists(samples):
     if "index" in out:
         out["index"] = np.stack(out["index"])
     return out
+
+
+class Compose:
+    """The shape of torchvision.transforms.Compose: a ``transforms`` list applied in turn."""
+
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, x):
+        for t in self.transforms:
+            x = t(x)
+        return x

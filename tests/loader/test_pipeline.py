@@ -11,6 +11,8 @@ import deeplake_loader as dl
 from deeplake_loader.errors import TransformError, WorkerError
 from deeplake_loader.transforms import RandomResizedCrop
 
+from tests.common.loader import Compose
+
 from .conftest import N, image_for, rows_of
 
 
@@ -65,16 +67,6 @@ def test_fused_random_resized_crop_is_pushed_into_decode(jpeg_ds):
     b = next(iter(full.batch(2).numpy(tensors=None)))
     ref = jpeg_ds.images[1].numpy()
     assert np.abs(b["images"][1].astype(int) - ref.astype(int)).max() <= 2
-
-
-class Compose:  # the shape of torchvision.transforms.Compose
-    def __init__(self, transforms):
-        self.transforms = transforms
-
-    def __call__(self, x):
-        for t in self.transforms:
-            x = t(x)
-        return x
 
 
 def test_fused_crop_followed_by_other_transforms(jpeg_ds):

@@ -16,6 +16,7 @@ import pytest
 from deeplake_loader.errors import WorkerError
 from deeplake_loader.pipeline.collate import Assembler
 from deeplake_loader.transforms import RandomResizedCrop
+from tests.common.loader import Compose
 
 from .conftest import CLASSES, N, image_for, rows_of
 
@@ -207,15 +208,6 @@ def test_what_cannot_travel_to_workers_is_named(loader_ds, tmp_path):
 
 
 def test_fused_crop_then_python_in_workers_keeps_index_and_rows(jpeg_ds):
-    class Compose:  # the shape of torchvision.transforms.Compose
-        def __init__(self, transforms):
-            self.transforms = transforms
-
-        def __call__(self, x):
-            for t in self.transforms:
-                x = t(x)
-            return x
-
     chain = Compose([RandomResizedCrop(12), lambda a: a.mean(axis=2)])
     loader = (jpeg_ds.dataloader().transform({"images": chain, "labels": None, "index": None}).batch(4)
               .pytorch(num_workers=2))
