@@ -4,6 +4,7 @@
   → ``array(['a caption'])`` (shape (1,)), json → an object array holding the value, list/tag → an
   object array of the items. Deep Lake 3's ``ds.pytorch()`` hands text-likes to transforms in this
   form, and its default collate turns them back into ``str`` per sample.
+* ``IterableSample``: the dict ``ds.pytorch()`` samples come in (iterating its values).
 * ``data_form(...)`` / ``DataSample``: what ``tensor[i].data()`` gives: ``{"value": ...}``, plus
   ``"text"`` (label names) for class labels of a tensor with class names, ``"sample_info"`` for
   images (the hidden ``_<tensor>_info`` tensor deeplake writes: exif, shape, format, filename,
@@ -26,6 +27,15 @@ def numpy_form(base_htype: str, value):
     if base_htype == "json":
         return np.array([value] if not isinstance(value, list) else value, dtype=object)
     return np.array(value, dtype=object)
+
+
+class IterableSample(dict):
+    """A sample as Deep Lake 3's ``ds.pytorch()`` hands it to transforms and collate_fn (its
+    IterableOrderedDict): a dict whose iteration yields its values, so ``image, label, index =
+    sample`` unpacks in tensor order. Keys: ``sample.keys()``."""
+
+    def __iter__(self):
+        return iter(self.values())
 
 
 class DataSample(dict):

@@ -34,7 +34,7 @@ import traceback
 import numpy as np
 
 from ..errors import DeepLakeLoaderError, TransformError
-from ..sample_forms import DataSample, numpy_form
+from ..sample_forms import DataSample, IterableSample, numpy_form
 
 _TORCH_WIDEN = {np.dtype(np.uint16): np.dtype(np.int32), np.dtype(np.uint32): np.dtype(np.int64),
                 np.dtype(np.uint64): np.dtype(np.int64)}
@@ -82,7 +82,8 @@ def assembler(cfg, columns: dict) -> "Assembler":
             text_forms[name] = col.reader.base_htype
     return Assembler(names=names, keys=keys, transform=transform, per_tensor=per_tensor,
                      collate_fn=cfg.collate_fn, return_index=sample_index, casts=casts,
-                     text_forms=text_forms, unbatched=cfg.unbatched, ragged_lists=cfg.mode == "numpy")
+                     text_forms=text_forms, unbatched=cfg.unbatched, ragged_lists=cfg.mode == "numpy",
+                     sample_type=IterableSample if cfg.oss_samples else dict)
 
 
 class Assembler:
@@ -90,11 +91,12 @@ class Assembler:
     cloudpickle; holds the user's transform and collate_fn."""
 
     def __init__(self, *, names, keys, transform, per_tensor, collate_fn, return_index, casts, text_forms,
-                 unbatched, ragged_lists):
+                 unbatched, ragged_lists, sample_type=dict):
         self.names, self.keys = list(names), list(keys)
         self.transform, self.per_tensor, self.collate_fn = transform, per_tensor, collate_fn
         self.return_index, self.casts, self.text_forms = return_index, dict(casts), dict(text_forms)
         self.unbatched, self.ragged_lists = unbatched, ragged_lists
+        self.sample_type = sample_type  # ds.pytorch(): IterableSample (iterating values), as deeplake's
 
     @property
     def user_code(self) -> dict:
@@ -142,7 +144,7 @@ class Assembler:
             cols[name] = v
         out = []
         for i in range(len(rows)):
-            sample = {name: cols[name][i] for name in self.names}
+            sample = self.sample_type((name, cols[name][i]) for name in self.names)
             if self.return_index:
                 sample["index"] = np.array([rows[i]], dtype=np.int64)
             out.append(self._transformed(sample, int(rows[i])))
@@ -150,7 +152,7 @@ class Assembler:
 
     def _transformed(self, sample, row):
         if self.per_tensor is not None:
-            out = {}
+            out = self.sample_type()
             for k in self.keys:
                 fn = self.per_tensor[k]
                 if fn is None:
@@ -197,7 +199,7 @@ def default_collate(samples, ragged_lists=False):
         return samples
     first = samples[0]
     if isinstance(first, dict):
-        return {k: collate_values([s[k] for s in samples], k, ragged_lists) for k in first}
+        return {k: collate_values([s[k] for s in samples], k, ragged_lists) for k in first.keys()}
     if isinstance(first, (tuple, list)) and all(isinstance(s, (tuple, list)) and len(s) == len(first) for s in samples):
         return [collate_values(list(col), None, ragged_lists) for col in zip(*samples)]
     return collate_values(list(samples), None, ragged_lists)
@@ -250,7 +252,7 @@ def _merge(values, key):
     first = values[0]
     if isinstance(first, dict):
         if all(isinstance(v, dict) and v.keys() == first.keys() for v in values):
-            return {k: _merge([v[k] for v in values], key) for k in first}
+            return {k: _merge([v[k] for v in values], key) for k in first.keys()}
         return list(values)
     if isinstance(first, (list, tuple)) and all(isinstance(v, (list, tuple)) and len(v) == len(first) for v in values):
         return [_merge(list(col), key) for col in zip(*values)]

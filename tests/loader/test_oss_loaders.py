@@ -76,13 +76,30 @@ def t_text(c):
     return str(c[0]).upper()
 
 
+def c_rows(samples):
+    """A collate_fn: what it gets (index, text as array(['...'])) and that its result is the batch."""
+    return {"rows": [int(s["index"][0]) for s in samples], "text": [str(s["caption"][0]) for s in samples],
+            "kinds": ",".join(sorted({type(s["caption"]).__name__ for s in samples}))}
+
+
+def c_one(sample):
+    """A collate_fn under batch_size=None: called on each sample (which iterates its values)."""
+    return {"keys": ",".join(sample.keys()), "first": next(iter(sample))}
+
+
+def t_unpack(s):
+    """Samples iterate their values in tensor order (deeplake's IterableOrderedDict)."""
+    labels, vec, index = s
+    return {"l": labels, "v": vec, "i": index}
+
+
 def t_fail(s):
     if int(s["index"][0]) == 3:
         raise ZeroDivisionError("boom on purpose")
     return s
 
 
-TRANSFORMS = {"t_tuple": t_tuple, "t_list": t_list, "t_dict": t_dict, "t_seen": t_seen, "t_kw": t_kw,
+TRANSFORMS = {"t_unpack": t_unpack, "t_tuple": t_tuple, "t_list": t_list, "t_dict": t_dict, "t_seen": t_seen, "t_kw": t_kw,
               "t_fail": t_fail, "dict_vec_labels_index": {"vec": t_vec, "labels": None, "index": None},
               "dict_index_first": {"index": None, "labels": None}, "dict_caption": {"caption": t_text}}
 
@@ -116,6 +133,8 @@ def run_config(ds, spec):
     kw = dict(spec.get("kw", {}))
     if "transform" in spec:
         kw["transform"] = TRANSFORMS[spec["transform"]]
+    if "collate" in spec:
+        kw["collate_fn"] = {"c_rows": c_rows, "c_one": c_one}[spec["collate"]]
     view = ds[spec["view"]] if "view" in spec else ds
     try:
         loader = view.pytorch(**kw)
@@ -142,6 +161,7 @@ CONFIGS = {
                                                       "return_index": False}},
     "t_seen_unbatched": {"transform": "t_seen", "kw": {"tensors": ["labels", "caption"], "num_workers": 0,
                                                        "batch_size": None}},
+    "t_unpack": {"transform": "t_unpack", "kw": {"tensors": ["labels", "vec"], "num_workers": 0, "batch_size": 3}},
     "t_kwargs": {"transform": "t_kw", "kw": {"tensors": ["labels"], "num_workers": 0, "batch_size": 3,
                                               "transform_kwargs": {"k": 100}}},
     "dict_vec_labels_index": {"transform": "dict_vec_labels_index", "kw": {"num_workers": 0, "batch_size": 3}},
@@ -157,6 +177,9 @@ CONFIGS = {
                                                                     "images": "data", "vec": "data", "photo": "data"}}},
     "data_batch2": {"kw": {"tensors": ["labels", "caption", "vec", "images"], "num_workers": 0, "batch_size": 2,
                            "decode_method": {"labels": "data", "caption": "data", "vec": "data"}}},
+    "collate_fn": {"collate": "c_rows", "kw": {"tensors": ["caption"], "num_workers": 0, "batch_size": 4}},
+    "collate_fn_unbatched": {"collate": "c_one", "kw": {"tensors": ["caption", "labels"], "num_workers": 0,
+                                                        "batch_size": None}},
     "workers2": {"kw": {"tensors": ["labels", "caption"], "num_workers": 2, "batch_size": 3}},
     "shuffle": {"kw": {"tensors": ["images", "labels"], "num_workers": 0, "batch_size": 3, "shuffle": True}},
     "shuffle_workers2": {"kw": {"tensors": ["images", "labels"], "num_workers": 2, "batch_size": 3, "shuffle": True}},
@@ -250,6 +273,7 @@ def _by_row(result):
     return out
 
 
+@pytest.mark.dl3
 @pytest.mark.parametrize("name", [n for n in CONFIGS if not n.startswith("err_") and n not in SHUFFLED])
 def test_batches_equal_deeplake(theirs, ours, name):
     want, got = theirs[1][name], ours[name]
@@ -261,6 +285,7 @@ def test_batches_equal_deeplake(theirs, ours, name):
         assert g == w, f"{name}: batch {i} differs\n ours:     {g}\n deeplake: {w}"
 
 
+@pytest.mark.dl3
 @pytest.mark.parametrize("name", sorted(SHUFFLED))
 def test_shuffle_gives_every_row_once_with_its_values(theirs, ours, name):
     want, got = theirs[1][name], ours[name]
@@ -271,6 +296,7 @@ def test_shuffle_gives_every_row_once_with_its_values(theirs, ours, name):
     assert _by_row(got) == _by_row(want)
 
 
+@pytest.mark.dl3
 def test_shuffle_order_changes_between_epochs_and_seed_repeats_it(theirs):
     """Ours: a new order every epoch; deeplake_loader.random.seed(n) makes two loaders agree
     (deeplake's seed did not)."""
@@ -301,6 +327,7 @@ ERRORS = {  # the same message as deeplake, or (ours) a clearer one that says th
 }
 
 
+@pytest.mark.dl3
 @pytest.mark.parametrize("name", sorted(ERRORS))
 def test_errors_are_deeplakes(theirs, ours, name):
     kind, text = ERRORS[name]
@@ -309,6 +336,7 @@ def test_errors_are_deeplakes(theirs, ours, name):
     assert got.get("error") == kind and text in got["message"], got
 
 
+@pytest.mark.dl3
 def test_a_failing_transform_names_the_sample(theirs, ours):
     want, got = theirs[1]["err_transform"], ours["err_transform"]
     assert "index 3" in want["message"]
@@ -316,6 +344,7 @@ def test_a_failing_transform_names_the_sample(theirs, ours):
     assert "ZeroDivisionError" in got["message"] and "boom on purpose" in got["message"]
 
 
+@pytest.mark.dl3
 def test_ragged_batches_raise_naming_the_tensor(theirs, ours):
     """deeplake: torch's 'stack expects each tensor to be equal size'; ours names tensor and shapes."""
     assert "stack expects each tensor to be equal size" in theirs[1]["err_ragged"]["message"]
@@ -324,6 +353,7 @@ def test_ragged_batches_raise_naming_the_tensor(theirs, ours):
 
 # ---- ours only: what deeplake cannot do, and what it does not check ------------------------------
 
+@pytest.mark.dl3
 def test_json_and_pil_batches_are_lists(theirs):
     """deeplake's default collate fails on json and PIL batches; ours gives lists."""
     import deeplake_loader as dl
@@ -333,6 +363,7 @@ def test_json_and_pil_batches_are_lists(theirs):
     assert [im.size for im in b["images"]] == [(32, 24)] * 3 and all(isinstance(im, Image.Image) for im in b["images"])
 
 
+@pytest.mark.dl3
 def test_loader_is_a_torch_dataloader_with_torch_answers(theirs):
     import torch
 
@@ -346,6 +377,7 @@ def test_loader_is_a_torch_dataloader_with_torch_answers(theirs):
     assert loader.batch_size == 4 and loader.drop_last and len(loader) == 2
 
 
+@pytest.mark.dl3
 def test_every_parameter_is_accepted(theirs):
     import inspect
 
@@ -362,6 +394,7 @@ def test_every_parameter_is_accepted(theirs):
     assert list(inspect.signature(ds.tensorflow).parameters) == ["tensors", "tobytes", "fetch_chunks"]
 
 
+@pytest.mark.dl3
 def test_progressbar_is_a_tqdm_bar_over_the_batches(theirs, capsys):
     import deeplake_loader as dl
 
@@ -376,6 +409,7 @@ def test_progressbar_is_a_tqdm_bar_over_the_batches(theirs, capsys):
     assert "1/4" in err
 
 
+@pytest.mark.dl3
 def test_lambda_transform_and_collate_with_workers(theirs):
     """deeplake's fork-started workers take lambdas; ours (spawned) get them by value."""
     import deeplake_loader as dl
@@ -393,6 +427,7 @@ def test_lambda_transform_and_collate_with_workers(theirs):
 
 # ---- ds.tensorflow() ----------------------------------------------------------------------------
 
+@pytest.mark.dl3
 def test_tensorflow_gives_deeplakes_unbatched_samples(theirs, shared):
     """deeplake's ds.tensorflow(): unbatched dicts of tf.Tensor, no index; t[i].numpy() values with
     the stored dtype (uint32 labels); text and tobytes as tf.string of shape (1,). Its TensorFlow
