@@ -17,7 +17,7 @@ from ._kernels.sampling import check_weights
 from .errors import TensorDoesNotExistError
 from .pipeline.config import LoaderConfig
 
-DECODE_METHODS = ("numpy", "tobytes", "pil")
+DECODE_METHODS = ("numpy", "tobytes", "pil", "data")
 _MODES = ("pytorch", "tensorflow", "numpy")
 
 
@@ -191,7 +191,7 @@ class _LoaderBase:
 
     @property
     def batch_size(self):
-        return self._config.batch_size
+        return None if self._config.unbatched else self._config.batch_size
 
     @property
     def num_workers(self):
@@ -221,6 +221,11 @@ class _LoaderBase:
         names = plan.selected_tensors(self._config)
         htypes = {n: self._config.dataset._reader(n).base_htype for n in names}
         convert = converter(self._config.mode, htypes)
+        if self._config.progressbar:
+            from .progress import bar
+
+            yield from bar(map(convert, pipe), len(self), self._config.dataset.path)
+            return
         for batch in pipe:
             yield convert(batch)
 

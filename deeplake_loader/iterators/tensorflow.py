@@ -33,20 +33,29 @@ def to_tf(v, htype=None):
 
 
 def convert(batch, htypes):
-    if not isinstance(batch, dict):
-        return batch
-    return Batch({k: to_tf(v, htypes.get(k)) for k, v in batch.items()})
+    if isinstance(batch, dict):
+        return Batch({k: to_tf(v, htypes.get(k)) for k, v in batch.items()})
+    if isinstance(batch, (list, tuple)):  # a transform's tuple or list
+        return type(batch)(to_tf(v) for v in batch)
+    return to_tf(batch)
 
 
 def dataset(loader):
-    """A tf.data.Dataset over the loader's batches, its element_spec taken from the first batch
-    (batch dimension left open)."""
+    """A tf.data.Dataset over the loader's batches (the batched path ``ds.tensorflow()`` unbatches),
+    its element_spec taken from the first batch: batch dimension open, and every dimension in
+    which the tensor's samples differ."""
     import tensorflow as tf
 
     first = next(iter(loader))
+    ds = loader.config.dataset
     spec = {}
     for k, v in first.items():
         if not isinstance(v, tf.Tensor):
             raise TypeError(f"tensor '{k}' gives {type(v).__name__} values, which tf.data cannot hold")
-        spec[k] = tf.TensorSpec(shape=(None,) + tuple(v.shape[1:]), dtype=v.dtype)
+        dims = tuple(v.shape[1:])
+        if k in ds.tensors:
+            varying = ds[k].shape[1:]
+            if len(varying) == len(dims):
+                dims = tuple(None if w is None else d for d, w in zip(dims, varying))
+        spec[k] = tf.TensorSpec(shape=(None,) + dims, dtype=v.dtype)
     return tf.data.Dataset.from_generator(lambda: (dict(b) for b in loader), output_signature=spec)

@@ -18,7 +18,7 @@ from .. import random as dl_random
 from ..errors import DeepLakeLoaderError
 from . import plan
 from .background import background
-from .collate import apply_transforms, collate, fast_batch
+from .collate import assembler
 from .config import LoaderConfig
 from .fetch import Column, Decoder
 from .memory import BufferPool
@@ -36,8 +36,7 @@ class Pipeline:
                                           f"tensors=[...] (tensors: {list(ds.tensors)})")
         per_tensor = cfg.transform if isinstance(cfg.transform, dict) else {}
         self.columns = {n: Column(ds, n, cfg.decode_method.get(n, "numpy"), per_tensor.get(n)) for n in names}
-        self.per_tensor = {n: c.transform for n, c in self.columns.items() if c.transform is not None}
-        self.transform = cfg.transform if callable(cfg.transform) and not isinstance(cfg.transform, dict) else None
+        self.assemble = assembler(cfg, self.columns)  # columns -> the batch (transforms, collate, index)
         self.primary = plan.primary_tensor(cfg, names)
         self.depth = max(1, cfg.prefetch_factor) * max(1, cfg.num_workers)  # batches ahead, per stage
         # batches that can hold pooled memory at once: decoded and queued, at the workers, being
@@ -106,7 +105,7 @@ class Pipeline:
                              f"deeplake_loader-decode-{epoch}")
         workers = None
         try:
-            if cfg.num_workers > 0 and (self.transform is not None or self.per_tensor or cfg.collate_fn):
+            if cfg.num_workers > 0 and self.assemble.runs_user_code:
                 workers = self._worker_pool()
                 yield from self._through_workers(decoded, workers)
             else:
@@ -119,16 +118,7 @@ class Pipeline:
                 self._epoch_workers.discard(workers)
 
     def _finish(self, rows, columns):
-        if self.transform is None and not self.per_tensor and self.cfg.collate_fn is None:
-            batch = fast_batch(columns)
-        else:
-            batch = collate(apply_transforms(columns, rows, self.transform, self.per_tensor), self.cfg.collate_fn, rows)
-        return self._with_index(batch, rows)
-
-    def _with_index(self, batch, rows):
-        if self.cfg.return_index and isinstance(batch, dict):
-            batch["index"] = np.asarray(rows, dtype=np.int64).reshape(-1, 1)
-        return batch
+        return self.assemble(columns, rows)
 
     def _worker_pool(self):
         """The persistent pool (started once), or a pool of this epoch's own."""
@@ -136,7 +126,7 @@ class Pipeline:
 
         if self.cfg.persistent_workers and self._workers is not None and not self._workers.closed:
             return self._workers
-        workers = WorkerPool(self.cfg.num_workers, self.transform, self.per_tensor, self.cfg.collate_fn)
+        workers = WorkerPool(self.cfg.num_workers, self.assemble)
         self._epoch_workers = {w for w in self._epoch_workers if not w.closed} | {workers}
         if self.cfg.persistent_workers:
             self._workers = workers
@@ -160,7 +150,8 @@ class Pipeline:
             if next_id == sent and finished:
                 return
             batch = workers.result(gen, next_id)
-            yield self._with_index(batch, rows_of.pop(next_id))
+            del rows_of[next_id]
+            yield batch
             next_id += 1
 
     # ------------------------------------------------------------------------------ lifetime

@@ -13,6 +13,8 @@ would hang in libgomp. The protocol, written down once:
   (their shared blocks stay leased until then, so no worker ever reads a block that is being
   refilled) and workers skip the older tasks still queued. An epoch that was replaced raises when
   it is resumed instead of waiting for results that will never come.
+* Code. The batch assembler (transforms, collate_fn) is sent once per worker with cloudpickle
+  (pipeline/shipping.py), so lambdas, closures and local functions work.
 * Errors. A worker that raises sends the exception back with its traceback; a worker that dies is
   noticed within a fraction of a second and reported, never waited on forever.
 * Lifetime. ``close()`` makes queued tasks stale, sends a ``None`` sentinel, joins for 2 s, then
@@ -41,6 +43,7 @@ import weakref
 import numpy as np
 
 from ..errors import DeepLakeLoaderError, TransformError, WorkerError
+from . import shipping
 from .memory import SHARED_MEMORY, map_block
 
 _PARENT_CHECK_S = 1.0
@@ -88,14 +91,13 @@ def _error_record(e) -> tuple:
 def _worker_main(parent_pid, task_q, result_q, sock, generation, blob):
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
-    from .collate import apply_transforms, collate
 
     try:
-        transform, per_tensor, collate_fn = pickle.loads(blob)
+        assemble = shipping.loads(blob)
     except BaseException as e:  # noqa: BLE001 - e.g. the transform's module is not importable here
         result_q.put((None, None, "error", (pickle.dumps(WorkerError(
-            f"a worker process could not load the transform ({type(e).__name__}: {e}); worker processes import "
-            "it by module name, so it must live in an importable module")), traceback.format_exc())))
+            f"a worker process could not load the transform ({type(e).__name__}: {e}); functions of an importable "
+            "module travel by name, so that module must import in a fresh process")), traceback.format_exc())))
         return
     if sock is not None:
         sock.setblocking(False)
@@ -129,9 +131,8 @@ def _worker_main(parent_pid, task_q, result_q, sock, generation, blob):
                                                   count=int(np.prod(shape))).reshape(shape)
                 else:
                     columns[name] = value
-            samples = apply_transforms(columns, rows, transform, per_tensor)
+            result = pickle.dumps(assemble(columns, rows), protocol=pickle.HIGHEST_PROTOCOL)
             del columns
-            result = pickle.dumps(collate(samples, collate_fn, rows), protocol=pickle.HIGHEST_PROTOCOL)
             result_q.put((gen, batch_id, "ok", result))
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the main process
             result_q.put((gen, batch_id, "error", _error_record(e)))
@@ -147,13 +148,8 @@ def _describe(exitcode) -> str:
 
 
 class WorkerPool:
-    def __init__(self, num_workers: int, transform, per_tensor, collate_fn):
-        try:
-            blob = pickle.dumps((transform, per_tensor, collate_fn))
-        except Exception as e:  # noqa: BLE001 - pickling raises many types
-            raise WorkerError(f"the transform or collate_fn cannot be sent to num_workers={num_workers} worker "
-                              f"processes because it cannot be pickled ({type(e).__name__}: {e}). Define it at "
-                              "module level (not a lambda or a local function), or use num_workers=0.") from None
+    def __init__(self, num_workers: int, assemble):
+        blob = shipping.dumps(assemble, assemble.user_code, num_workers)
         ctx = mp.get_context("spawn")
         self.result_q = ctx.Queue()
         self.task_qs = [ctx.Queue() for _ in range(num_workers)]

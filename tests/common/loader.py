@@ -1,5 +1,7 @@
 """Picklable helpers for loader tests (module level, so worker processes can import them)."""
 
+import numpy as np
+
 
 def keep(x):
     """Identity per-tensor transform: makes worker processes run without changing samples."""
@@ -8,8 +10,24 @@ def keep(x):
 
 def as_lists(samples):
     """collate_fn keeping each tensor's samples as a list (for tensors whose shapes differ); the
-    loader adds ``index``."""
-    return {k: [s[k] for s in samples] for k in samples[0]}
+    samples' ``index`` (there when the loader returns it) stacked to (B, 1) as the default collate
+    stacks it."""
+    out = {k: [s[k] for s in samples] for k in samples[0]}
+    if "index" in out:
+        out["index"] = np.stack(out["index"])
+    return out
+
+
+class Compose:
+    """The shape of torchvision.transforms.Compose: a ``transforms`` list applied in turn."""
+
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, x):
+        for t in self.transforms:
+            x = t(x)
+        return x
 
 
 _calls = [0]
