@@ -3,7 +3,7 @@
 VENV ?= $(if $(DEEPLAKE_LOADER_VENV),$(DEEPLAKE_LOADER_VENV),$(CURDIR)/.venv)
 PYTHON := $(VENV)/bin/python
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench wheel
 
 setup:
 	DEEPLAKE_LOADER_VENV=$(VENV) bash scripts/setup.sh
@@ -16,3 +16,7 @@ test: setup
 
 bench: setup
 	$(PYTHON) bench/run_all.py
+
+# A self-contained binary wheel in dist/ (libjpeg-turbo, libpng, libdeflate inside; scripts/wheel.sh).
+wheel: setup
+	DEEPLAKE_LOADER_VENV=$(VENV) bash scripts/wheel.sh dist

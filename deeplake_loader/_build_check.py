@@ -13,11 +13,12 @@ def check():
         try:
             importlib.import_module(f"deeplake_loader._kernels.{family}")
         except ImportError as e:
+            from deeplake_loader._system_libs import install_hint
+
             present = sorted(os.listdir(_HERE))
             raise ImportError(
-                f"deeplake_loader's compiled kernel '{family}' is not built ({e}). "
-                "Build it with `pip install -e .` (needs a C compiler, libjpeg62-turbo-dev and "
-                "libpng-dev: `apt-get install -y libjpeg62-turbo-dev libpng-dev pkg-config`). "
+                f"deeplake_loader's compiled kernel '{family}' cannot be imported ({e}). "
+                f"{install_hint(str(e))} Build in place with `pip install -e .` or `bash scripts/build.sh`. "
                 f"Contents of {_HERE}: {present}"
             ) from e
 

@@ -17,7 +17,7 @@ from ._kernels.sampling import check_weights
 from .errors import TensorDoesNotExistError
 from .pipeline.config import LoaderConfig
 
-DECODE_METHODS = ("numpy", "tobytes", "pil")
+DECODE_METHODS = ("numpy", "tobytes", "pil", "data")
 _MODES = ("pytorch", "tensorflow", "numpy")
 
 
@@ -188,7 +188,7 @@ class _LoaderBase:
 
     @property
     def batch_size(self):
-        return self._config.batch_size
+        return None if self._config.unbatched else self._config.batch_size
 
     @property
     def num_workers(self):
@@ -215,6 +215,11 @@ class _LoaderBase:
 
         pipe = self._get_pipeline()
         convert = converter_for(self._config)
+        if self._config.progressbar:
+            from .progress import bar
+
+            yield from bar(map(convert, pipe), len(self), self._config.dataset.path)
+            return
         for batch in pipe:
             yield convert(batch)
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import oss_loaders
 from .errors import (DatasetExistsError, DatasetNotFoundError, DeepLakeLoaderError, ReadOnlyError,
                      TensorDoesNotExistError)
 from .format import FIRST_COMMIT_ID
 from .format.meta import read_json
 from .format.reader import TensorReader
 from .format.version import VC_KEY, VersionState
+from .sample_forms import data_column, info_tensor_key, numpy_form
 from .storage import storage_for
 
 DATASET_META = "dataset_meta.json"
@@ -393,6 +395,10 @@ class Dataset:
 
         return loader_class()(self)
 
+    # Deep Lake 3's older entry points, ds.pytorch(...) and ds.tensorflow(...), with its signatures
+    pytorch = oss_loaders.pytorch
+    tensorflow = oss_loaders.tensorflow
+
 
 class Tensor:
     """A tensor of a dataset or of a view of one."""
@@ -475,11 +481,7 @@ class Tensor:
                 return values[0]
             return list(values) if aslist else values
         if r.is_text:
-            if r.base_htype == "text":
-                values = [np.array([v]) for v in values]
-            else:
-                values = [np.array([v] if not isinstance(v, list) else v, dtype=object)
-                          if r.base_htype == "json" else np.array(v, dtype=object) for v in values]
+            values = [numpy_form(r.base_htype, v) for v in values]
         elif r.seq is not None:
             values = [v if aslist else (np.stack(v) if v else np.zeros((0,), r.dtype)) for v in values]
         if self._scalar:
@@ -496,23 +498,27 @@ class Tensor:
 
     def data(self):
         """deeplake's data(): {"value": ...}, plus "text" for class labels when the tensor has class
-        names (a label with no name gives None, as in deeplake)."""
+        names (a label with no name gives None, as in deeplake), and "sample_info" for images."""
         r = self.reader
-        values = r.read_many(self._rows())
-        names = r.class_names if r.base_htype == "class_label" else []
-
-        def text(v):
-            return [names[i] if 0 <= i < len(names) else None for i in np.asarray(v).reshape(-1).tolist()]
-
+        rows = self._rows()
+        forms = data_column(r, self._info_reader(), r.read_many(rows), rows)
         if self._scalar:
-            out = {"value": values[0]}
-            if names:
-                out["text"] = text(values[0])
-            return out
-        out = {"value": values}
-        if names:
-            out["text"] = [text(v) for v in values]
+            return dict(forms[0])
+        out = {"value": [f["value"] for f in forms]}
+        for key in ("text", "sample_info"):
+            if forms and key in forms[0]:
+                out[key] = [f[key] for f in forms]
         return out
+
+    def _info_reader(self):
+        """Reader of the hidden sample-info tensor of an image tensor (None if it has none)."""
+        key = info_tensor_key(self.reader.meta)
+        if key is None:
+            return None
+        try:
+            return self.ds._with(group="")._reader(key)
+        except TensorDoesNotExistError:
+            return None
 
     def text(self):
         return self.data().get("text")

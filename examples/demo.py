@@ -102,7 +102,7 @@ def main(argv=None):
     loss_fn = torch.nn.CrossEntropyLoss()
     for epoch in range(args.epochs):
         t0, n, correct, total_loss = time.perf_counter(), 0, 0, 0.0
-        for images, labels, _index in train:
+        for images, labels in train:  # a transform dict: the batch holds its keys, in its order
             x = images.permute(0, 3, 1, 2).float().div_(255)
             y = labels.view(-1)
             opt.zero_grad()

@@ -66,7 +66,7 @@ def train(path: str, epochs: int, batch_size: int, num_workers: int = 0):
     history = []
     for epoch in range(epochs):
         t0, seen, correct, total = time.perf_counter(), 0, 0, 0.0
-        for images, labels, _ in loader:
+        for images, labels in loader:  # the transform dict's keys (index only if it names it)
             y = labels.view(-1)
             opt.zero_grad()
             out = net(images)

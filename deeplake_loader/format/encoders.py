@@ -107,6 +107,18 @@ class ChunkIdEncoder:
     def name(chunk_id) -> str:
         return format(int(chunk_id), "x")
 
+    def truncated(self, length: int) -> "ChunkIdEncoder":
+        """The index of the first ``length`` rows: rows past them dropped, the last kept row ending at
+        ``length - 1`` (what is left of an append cut short before tensor_meta.json was written)."""
+        if not len(self.table) or int(self.table[-1, 1]) < length:
+            return self
+        n, last = np.uint64(length), self.table[:, 1]
+        first = np.concatenate([np.zeros(1, np.uint64), last[:-1] + np.uint64(1)])  # > last: a tile's next row
+        table = self.table[(last < n) | ((first < n) & (first <= last))].copy()
+        if len(table):
+            table[-1, 1] = min(int(table[-1, 1]), length - 1)
+        return ChunkIdEncoder(table)
+
     def append_row(self, chunk_id: int, last: int):
         self.table = np.concatenate([self.table, np.array([[chunk_id, last]], np.uint64)])
 

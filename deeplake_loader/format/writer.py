@@ -88,6 +88,7 @@ class TensorWriter:
                                         key=base + "chunks_index/unsharded")
         self.tiles = TileEncoder.parse(storage.get_or_none(base + "tiles_index/unsharded"), tensor=name,
                                        key=base + "tiles_index/unsharded")
+        self._forget_unflushed()
         self.tail = None  # the open last chunk (_Tail)
         self.dirty_chunks: dict = {}  # chunk id -> [Stored] to write
         self.tile_chunks: dict = {}  # chunk id -> Stored (one tile)
@@ -97,6 +98,17 @@ class TensorWriter:
         if meta.get("is_sequence") or meta.get("is_link"):
             raise UnsupportedError(f"appending to {'sequence' if meta.get('is_sequence') else 'link'} tensor "
                                    f"'{name}' is not supported")
+
+    def _forget_unflushed(self):
+        """tensor_meta.json is written last by flush(), so its length is what was committed. A flush
+        cut short (a killed process) can leave the chunk and tile indexes covering rows past it: those
+        rows are forgotten here (and the indexes rewritten by the next flush; until then the reader
+        refuses the tensor), and _load_tail drops their samples from the tail chunk, so that an append
+        (even of no rows) continues at the committed length."""
+        length = self.meta.get("length") or 0
+        enc, tiles = self.enc.truncated(length), {g: v for g, v in self.tiles.entries.items() if g < length}
+        self.index_dirty = enc is not self.enc or len(tiles) != len(self.tiles.entries)
+        self.enc, self.tiles.entries = enc, tiles
 
     # ------------------------------------------------------------------------------- samples
     @property
@@ -251,18 +263,20 @@ class TensorWriter:
             raise CorruptDatasetError("chunk file is missing", tensor=self.name, key=key)
         chunk = Chunk.from_bytes(buf, chunk_compression=self.meta.get("chunk_compression"), key=key,
                                  tensor=self.name)
-        n = chunk.num_samples
-        if n != int(last[1]) + 1 - first:
-            raise CorruptDatasetError(f"chunk holds {n} samples, the chunk index says {int(last[1]) + 1 - first}",
+        n, indexed = chunk.num_samples, int(last[1]) + 1 - first
+        if n < indexed:
+            raise CorruptDatasetError(f"chunk holds {n} samples, the chunk index says {indexed}",
                                       tensor=self.name, key=key)
         stored = []
         canvas = chunk.canvas is not None or (self.meta.get("chunk_compression") not in (None, "lz4"))
-        for local in range(n):
+        for local in range(indexed):
             shape = chunk.shape(local)
             if canvas:
                 stored.append(Stored(shape, array=chunk.canvas_sample(local)))
             else:
                 stored.append(Stored(shape, bytes(chunk.payload(local))))
+        if n > indexed:  # samples of a flush cut short (see _forget_unflushed): rewrite without them
+            self.dirty_chunks[int(last[0])] = stored
         return _Tail(int(last[0]), stored)
 
     def add(self, stored, plan):
@@ -393,7 +407,7 @@ class TensorWriter:
 
     def flush(self) -> bool:
         """Write what is pending; True if anything was written."""
-        if not (self.dirty_chunks or self.tile_chunks or self.meta_dirty or self.info_dirty):
+        if not (self.dirty_chunks or self.tile_chunks or self.meta_dirty or self.info_dirty or self.index_dirty):
             return False
         new_names = []
         for cid, stored in self.dirty_chunks.items():
@@ -412,7 +426,7 @@ class TensorWriter:
                             ":".join([n] + [x for x in current[n] if x]) for n in names)
             self.storage.put(cs_key, text.encode())
             self.vs.forget_chunk_sets()
-        if self.dirty_chunks or self.tile_chunks or self.new:
+        if self.dirty_chunks or self.tile_chunks or self.new or self.index_dirty:
             self.storage.put(self.base + "chunks_index/unsharded", self.enc.tobytes())
             self.storage.put(self.base + "tiles_index/unsharded", self.tiles.tobytes())
         if self.info_dirty or self.new:
@@ -422,7 +436,7 @@ class TensorWriter:
             self.storage.put(self.base + "tensor_meta.json", dumps_meta(self.meta))
             self._write_commit_diff()
         self.dirty_chunks, self.tile_chunks = {}, {}
-        self.meta_dirty = self.info_dirty = self.new = False
+        self.meta_dirty = self.info_dirty = self.new = self.index_dirty = False
         self.pending = 0
         return True
 
@@ -456,7 +470,8 @@ class DatasetWriter:
     @property
     def dirty(self) -> bool:
         return self.meta_dirty or self.info is not None or any(
-            t.dirty_chunks or t.tile_chunks or t.meta_dirty or t.info_dirty for t in self.tensors.values())
+            t.dirty_chunks or t.tile_chunks or t.meta_dirty or t.info_dirty or t.index_dirty
+            for t in self.tensors.values())
 
     def _names(self):
         return self.meta.get("tensor_names") or {k: k for k in self.meta.get("tensors", [])}

@@ -66,16 +66,20 @@ def to_tf(v, htype=None):
 
 
 def convert(batch, htypes):
-    if not isinstance(batch, dict):
-        return batch
-    return Batch({k: to_tf(v, htypes.get(k)) for k, v in batch.items()})
+    if isinstance(batch, dict):
+        return Batch({k: to_tf(v, htypes.get(k)) for k, v in batch.items()})
+    if isinstance(batch, (list, tuple)):  # a transform's tuple or list
+        return type(batch)(to_tf(v) for v in batch)
+    return to_tf(batch)
 
 
 def dataset(loader):
-    """The loader's batches as a tf.data.Dataset (dicts of tensor name -> tf.Tensor): element_spec
-    from the loader's first batch with the batch dimension left open, cardinality ``len(loader)``
-    (so Keras knows the steps of an epoch). Each iteration of the dataset is the loader's next epoch;
-    the first one continues the epoch the spec was read from, so no batch is decoded twice."""
+    """The loader's batches as a tf.data.Dataset (dicts of tensor name -> tf.Tensor; the batched path
+    ``ds.tensorflow()`` unbatches): element_spec from the loader's first batch, with the batch
+    dimension open and every dimension in which the tensor's samples differ; cardinality
+    ``len(loader)`` (so Keras knows the steps of an epoch). Each iteration of the dataset is the
+    loader's next epoch; the first one continues the epoch the spec was read from, so no batch is
+    decoded twice."""
     import tensorflow as tf
 
     if loader.config.mode != "tensorflow":
@@ -84,11 +88,17 @@ def dataset(loader):
     first = next(started, None)
     if first is None:
         raise ValueError("the loader yields no batches: a tf.data.Dataset needs one to learn its element spec")
+    ds = loader.config.dataset
     spec = {}
     for k, v in first.items():
         if not isinstance(v, tf.Tensor):
             raise TypeError(f"tensor '{k}' gives {type(v).__name__} values, which tf.data cannot hold")
-        spec[k] = tf.TensorSpec(shape=(None,) + tuple(v.shape[1:]), dtype=v.dtype)
+        dims = tuple(v.shape[1:])
+        if k in ds.tensors:
+            varying = ds[k].shape[1:]
+            if len(varying) == len(dims):
+                dims = tuple(None if w is None else d for d, w in zip(dims, varying))
+        spec[k] = tf.TensorSpec(shape=(None,) + dims, dtype=v.dtype)
     pending = [(first, started)]
 
     def batches():

@@ -1,5 +1,7 @@
 """Batches as torch tensors, zero-copy over the loader's pooled memory: class labels int64,
-uint16 -> int32 and uint32/uint64 -> int64 (torch has no wide unsigned types); ``pin`` for
+uint16 -> int32 and uint32/uint64 -> int64 (torch has no wide unsigned types). A transform's
+tuple or list becomes a list of tensors; values inside a dict value (``decode_method="data"``)
+become tensors of their stored dtype, as Deep Lake's collate leaves them. ``pin`` for
 ``pin_memory=True`` where an accelerator exists."""
 
 import numpy as np
@@ -17,13 +19,27 @@ def to_torch(v, htype=None):
         elif v.dtype in _WIDEN:
             v = v.astype(_WIDEN[v.dtype])
         return torch.from_numpy(v)
+    if isinstance(v, dict):
+        return {k: _as_stored(x) for k, x in v.items()}
+    return v
+
+
+def _as_stored(v):
+    if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+        return torch.from_numpy(v)
+    if isinstance(v, dict):
+        return {k: _as_stored(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_as_stored(x) for x in v]
     return v
 
 
 def convert(batch, htypes):
-    if not isinstance(batch, dict):
-        return batch
-    return Batch({k: to_torch(v, htypes.get(k)) for k, v in batch.items()})
+    if isinstance(batch, dict):
+        return Batch({k: to_torch(v, htypes.get(k)) for k, v in batch.items()})
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_torch(v) for v in batch)
+    return to_torch(batch)
 
 
 def accelerator_available() -> bool:

@@ -186,6 +186,8 @@ class TorchShape:
 
     @property
     def batch_sampler(self):
+        if self._config.unbatched:  # ds.pytorch(batch_size=None): torch's "no automatic batching"
+            return None
         return self._part("batch_sampler", lambda: BatchSampler(self.sampler, self._config.batch_size,
                                                                 self._config.drop_last))
 
@@ -241,11 +243,11 @@ class TorchShape:
 
     @property
     def _auto_collation(self):
-        return True
+        return self.batch_sampler is not None
 
     @property
     def _index_sampler(self):
-        return self.batch_sampler
+        return self.batch_sampler if self._auto_collation else self.sampler
 
     def __iter__(self):
         from ..dataloader import _LoaderBase

@@ -18,7 +18,7 @@ from .. import random as dl_random
 from ..errors import DeepLakeLoaderError
 from . import plan
 from .background import background
-from .collate import apply_transforms, collate, fast_batch
+from .collate import assembler
 from .config import LoaderConfig
 from .fetch import Column, Decoder
 from .memory import BufferPool
@@ -36,13 +36,16 @@ class Pipeline:
                                           f"tensors=[...] (tensors: {list(ds.tensors)})")
         per_tensor = cfg.transform if isinstance(cfg.transform, dict) else {}
         self.columns = {n: Column(ds, n, cfg.decode_method.get(n, "numpy"), per_tensor.get(n)) for n in names}
-        self.per_tensor = {n: c.transform for n, c in self.columns.items() if c.transform is not None}
-        self.transform = cfg.transform if callable(cfg.transform) and not isinstance(cfg.transform, dict) else None
+        self.assemble = assembler(cfg, self.columns)  # columns -> the batch (transforms, collate, index)
         self.primary = plan.primary_tensor(cfg, names)
-        self.pool = BufferPool(shared=cfg.num_workers > 0)
+        self.depth = max(1, cfg.prefetch_factor) * max(1, cfg.num_workers)  # batches ahead, per stage
+        # batches that can hold pooled memory at once: decoded and queued, at the workers, being
+        # decoded, being collated, and the caller's
+        self.pool = BufferPool(shared=cfg.num_workers > 0, slots=2 * self.depth + 3)
         self.decoder = Decoder(self.pool, cfg.num_threads)
         self.epoch = 0
-        self._workers = None
+        self._workers = None  # the persistent_workers pool
+        self._epoch_workers = set()  # every live pool, for close()
         self._stops = []  # stop events of the running stage threads
         self._finalizer = weakref.finalize(self, Pipeline._shutdown, self._stops, self.pool)
 
@@ -98,26 +101,24 @@ class Pipeline:
 
     def _epoch(self, epoch):
         cfg = self.cfg
-        depth = max(1, cfg.prefetch_factor) * max(1, cfg.num_workers)
-        decoded = background(lambda: self._decoded_batches(epoch), depth, self._stops,
+        decoded = background(lambda: self._decoded_batches(epoch), self.depth, self._stops,
                              f"deeplake_loader-decode-{epoch}")
+        workers = None
         try:
-            if cfg.num_workers > 0 and (self.transform is not None or self.per_tensor or cfg.collate_fn):
-                yield from self._through_workers(decoded, depth)
+            if cfg.num_workers > 0 and self.assemble.runs_user_code:
+                workers = self._worker_pool()
+                yield from self._through_workers(decoded, workers)
             else:
                 for item in decoded:
                     yield self._finish(*item)
         finally:
             decoded.close()
-            if not cfg.persistent_workers:
-                self._close_workers()
+            if workers is not None and workers is not self._workers:  # this epoch's own workers
+                workers.close()
+                self._epoch_workers.discard(workers)
 
     def _finish(self, rows, columns):
-        if self.transform is None and not self.per_tensor and self.cfg.collate_fn is None:
-            batch = fast_batch(columns)
-        else:
-            batch = collate(apply_transforms(columns, rows, self.transform, self.per_tensor), self.cfg.collate_fn, rows)
-        return self._with_index(batch, rows)
+        return self.assemble(columns, rows)
 
     def batch_of(self, rows, rng):
         """The finished batch of exactly ``rows`` (source row ids), read and decoded now on this
@@ -126,47 +127,47 @@ class Pipeline:
         return self._finish(rows, {name: self.decoder.column(col, col.raw(rows), rows, rng)
                                    for name, col in self.columns.items()})
 
-    def _with_index(self, batch, rows):
-        if self.cfg.return_index and isinstance(batch, dict):
-            batch["index"] = np.asarray(rows, dtype=np.int64).reshape(-1, 1)
-        return batch
-
-    def _through_workers(self, decoded, depth):
+    def _worker_pool(self):
+        """The persistent pool (started once), or a pool of this epoch's own."""
         from .workers import WorkerPool
 
-        if self._workers is None or self._workers.closed:
-            self._workers = WorkerPool(self.cfg.num_workers, self.transform, self.per_tensor, self.cfg.collate_fn,
-                                       self.cfg.worker_init_fn, self.cfg.timeout)
-        workers = self._workers
-        held, done, next_id, sent, finished = {}, {}, 0, 0, False
+        if self.cfg.persistent_workers and self._workers is not None and not self._workers.closed:
+            return self._workers
+        workers = WorkerPool(self.cfg.num_workers, self.assemble, worker_init_fn=self.cfg.worker_init_fn,
+                             timeout=self.cfg.timeout)
+        self._epoch_workers = {w for w in self._epoch_workers if not w.closed} | {workers}
+        if self.cfg.persistent_workers:
+            self._workers = workers
+        return workers
+
+    def _through_workers(self, decoded, workers):
+        """Batches out in order, ``depth`` in flight; tagged with this epoch's generation so that
+        nothing an earlier epoch left at the workers is ever delivered here."""
+        gen = workers.begin_epoch()
+        rows_of, next_id, sent, finished = {}, 0, 0, False
         while True:
-            while not finished and sent - next_id < depth:
+            while not finished and sent - next_id < self.depth:
                 item = next(decoded, None)
                 if item is None:
                     finished = True
                     break
-                rows, columns = item
-                payload = {}
-                for name, v in columns.items():
-                    path = self.pool.block_of(v) if isinstance(v, np.ndarray) else None
-                    payload[name] = ("shm", (path, v.shape, v.dtype.str)) if path else ("obj", v)
-                held[sent] = (rows, columns)  # keeps the shared blocks leased until the worker is done
-                workers.submit(sent, rows, payload)
+                rows_of[sent], columns = item
+                workers.submit(gen, sent, rows_of[sent], columns, self.pool)
                 sent += 1
+                del item, columns
             if next_id == sent and finished:
                 return
-            while next_id not in done:
-                batch_id, result = workers.result()
-                done[batch_id] = result
-            rows, _ = held.pop(next_id)
-            yield self._with_index(done.pop(next_id), rows)
+            batch = workers.result(gen, next_id)
+            del rows_of[next_id]
+            yield batch
             next_id += 1
 
     # ------------------------------------------------------------------------------ lifetime
     def _close_workers(self):
-        if self._workers is not None:
-            self._workers.close()
-            self._workers = None
+        for workers in list(self._epoch_workers):
+            workers.close()
+        self._epoch_workers.clear()
+        self._workers = None
 
     @staticmethod
     def _shutdown(stops, pool):

@@ -17,7 +17,7 @@ class LoaderConfig:
     offset: int = 0
     transform: Any = None  # None | callable | {tensor: callable | None}
     collate_fn: Optional[Callable] = None
-    decode_method: dict = field(default_factory=dict)  # tensor -> 'numpy' | 'tobytes' | 'pil'
+    decode_method: dict = field(default_factory=dict)  # tensor -> 'numpy' | 'tobytes' | 'pil' | 'data'
     return_index: bool = True
     num_workers: int = 0
     num_threads: Optional[int] = None
@@ -28,9 +28,13 @@ class LoaderConfig:
     query_tensors: Optional[tuple] = None  # projection of `select t1, t2`
     sample: Any = None  # (weights, replace, size)
     mode: Optional[str] = None  # 'pytorch' | 'tensorflow' | 'numpy'
+    # ds.pytorch() / ds.tensorflow() (oss_loaders.py)
+    unbatched: bool = False  # batch_size=None: samples without a batch dimension, no collate
+    oss_samples: bool = False  # text-likes reach transforms in tensor[i].numpy() form, as Deep Lake 3's OSS loader
+    progressbar: bool = False  # a tqdm bar over the batches
     # torch DataLoader options (iterators/torch_loader.py): a framework's sharding, pinning, workers
-    shard: Optional[tuple] = None  # (rank, world size) taken from a DistributedSampler a framework injected
     pin_memory: bool = False
+    shard: Optional[tuple] = None  # (rank, world size) taken from a DistributedSampler a framework injected
     timeout: float = 0  # seconds to wait for a batch from the worker processes (0: no limit)
     worker_init_fn: Optional[Callable] = None
     generator: Any = None  # torch.Generator seeding the sampler parts (loader.sampler)

@@ -13,6 +13,7 @@ import numpy as np
 from .._kernels import decode as K
 from ..errors import DecodeError, UnsupportedError
 from ..format import compression
+from ..sample_forms import data_column, info_tensor_key
 from ..transforms import RandomResizedCrop
 
 
@@ -55,6 +56,12 @@ class Column:
         if method == "tobytes" and r.chunk_compression not in (None, "lz4"):
             raise UnsupportedError(f"decode_method 'tobytes' for tensor '{name}': its samples share one "
                                    f"{r.chunk_compression} image per chunk and have no bytes of their own")
+        self.info = None  # decode_method 'data': the hidden sample-info tensor of an image tensor
+        if method == "data" and info_tensor_key(r.meta) is not None:
+            try:
+                self.info = ds._with(group="")._reader(info_tensor_key(r.meta))
+            except KeyError:
+                self.info = None
 
     @property
     def wants_bytes(self) -> bool:
@@ -88,7 +95,12 @@ class Decoder:
         self.num_threads = num_threads or os.cpu_count() or 1
 
     def column(self, col: Column, values, rows, rng):
-        """The batch's column: an (B, ...) array when possible, else a list."""
+        """The batch's column: an (B, ...) array when possible, else a list (decode_method 'data': a
+        list of tensor[i].data() dicts)."""
+        out = self._column(col, values, rows, rng)
+        return data_column(col.reader, col.info, list(out), rows) if col.method == "data" else out
+
+    def _column(self, col: Column, values, rows, rng):
         if col.method == "tobytes":
             return values
         if col.method == "pil":

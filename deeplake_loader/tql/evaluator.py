@@ -75,9 +75,10 @@ class Evaluator:
             rows = rows[self.draw(weights[rows], replace, size, node.sample)]
         if node.order_by is not None:
             key = self.sort_key(self.eval(node.order_by), node.order_by)[rows]
-            if node.descending:
-                key = -key
-            rows = rows[np.argsort(key, kind="stable")]
+            order = np.argsort(key, kind="stable")
+            # Deep Lake: descending is the ascending order reversed, ties included (so `limit` after
+            # `order by labels desc` takes the last rows of each label first)
+            rows = rows[order[::-1] if node.descending else order]
         end = None if node.limit is None else node.offset + node.limit
         return rows[node.offset:end]
 

@@ -1,5 +1,7 @@
 """Picklable helpers for loader tests (module level, so worker processes can import them)."""
 
+import numpy as np
+
 
 def keep(x):
     """Identity per-tensor transform: makes worker processes run without changing samples."""
@@ -8,8 +10,38 @@ def keep(x):
 
 def as_lists(samples):
     """collate_fn keeping each tensor's samples as a list (for tensors whose shapes differ); the
-    loader adds ``index``."""
-    return {k: [s[k] for s in samples] for k in samples[0]}
+    samples' ``index`` (there when the loader returns it) stacked to (B, 1) as the default collate
+    stacks it."""
+    out = {k: [s[k] for s in samples] for k in samples[0]}
+    if "index" in out:
+        out["index"] = np.stack(out["index"])
+    return out
+
+
+class Compose:
+    """The shape of torchvision.transforms.Compose: a ``transforms`` list applied in turn."""
+
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, x):
+        for t in self.transforms:
+            x = t(x)
+        return x
+
+
+_calls = [0]
+
+
+def slow_after_two(x):
+    """Identity per-tensor transform that, from its third call in a process on, sleeps two minutes:
+    a worker busy inside a long transform."""
+    import time
+
+    _calls[0] += 1
+    if _calls[0] > 2:
+        time.sleep(120)
+    return x
 
 
 def record_worker(folder, worker_id):

@@ -1,20 +1,10 @@
 """torchvision-style transforms for tests, where torchvision does not import (its PyPI wheel for
-this torch is a CUDA build): the same call conventions (an object with a ``transforms`` list;
-PIL or HWC uint8 numpy in, CHW float tensors out), written from torchvision's documented
-semantics. Module level, so worker processes can import them."""
+this torch is a CUDA build): the same call conventions (PIL or HWC uint8 numpy in, CHW float
+tensors out; compose them with ``tests.common.loader.Compose``), written from torchvision's
+documented semantics. Module level, so worker processes can import them."""
 
 import numpy as np
 import torch
-
-
-class Compose:
-    def __init__(self, transforms):
-        self.transforms = list(transforms)
-
-    def __call__(self, x):
-        for t in self.transforms:
-            x = t(x)
-        return x
 
 
 class Resize:

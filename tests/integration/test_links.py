@@ -78,7 +78,7 @@ def test_dataloader_over_links(local_links, workers):
 
     out, paths, want = local_links
     ds = dl.load(str(out), read_only=True)
-    loader = ds.dataloader().batch(2).shuffle().transform({"img": keep, "label": None}) \
+    loader = ds.dataloader().batch(2).shuffle().transform({"img": keep, "label": None, "index": None}) \
         .pytorch(num_workers=workers, collate_fn=as_lists)
     seen = []
     with loader:

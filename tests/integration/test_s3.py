@@ -86,7 +86,8 @@ def test_dataloader_over_s3(dl3_on_s3, workers):
 
     url, creds = dl3_on_s3
     ds = dl.load(url, read_only=True, creds=creds)
-    loader = (ds.dataloader().batch(4).shuffle().transform({"images": _flip, "labels": None, "caption": None})
+    loader = (ds.dataloader().batch(4).shuffle().transform({"images": _flip, "labels": None, "caption": None,
+                                                             "index": None})
               .pytorch(num_workers=workers, collate_fn=as_lists))
     seen = []
     with loader:

@@ -46,17 +46,27 @@ def loader_ds(tmp_path_factory):
     return dl.load(path, read_only=True)
 
 
+def jpeg_dataset(path, images, labels=None, class_names=None) -> str:
+    """Write a dataset of JPEG ``images`` (and class ``labels``) at ``path``; returns the path."""
+    import deeplake_loader as dl
+
+    ds = dl.empty(str(path))
+    columns = {"images": images} if labels is None else {"images": images, "labels": labels}
+    with ds:
+        ds.create_tensor("images", htype="image", sample_compression="jpeg")
+        if labels is not None:
+            ds.create_tensor("labels", htype="class_label", class_names=class_names or [])
+        ds.extend(columns)
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def jpeg_ds(tmp_path_factory):
     """JPEG images of two sizes (for decode methods, fused crops and torchvision-like use)."""
     import deeplake_loader as dl
 
-    path = str(tmp_path_factory.mktemp("loader_jpeg") / "ds")
-    ds = dl.empty(path)
-    with ds:
-        ds.create_tensor("images", htype="image", sample_compression="jpeg")
-        ds.create_tensor("labels", htype="class_label", class_names=CLASSES)
-        ds.extend({"images": [image_for(i, 40 + 8 * (i % 2), 60) for i in range(20)], "labels": [i % 4 for i in range(20)]})
+    path = jpeg_dataset(tmp_path_factory.mktemp("loader_jpeg") / "ds",
+                        [image_for(i, 40 + 8 * (i % 2), 60) for i in range(20)], [i % 4 for i in range(20)], CLASSES)
     return dl.load(path, read_only=True)
 
 

@@ -146,10 +146,16 @@ def test_transform_callable_with_kwargs(loader_ds):
 
 
 def test_transform_dict_chooses_tensors(loader_ds):
+    """The batch holds exactly the dict's keys in its order; index only where the dict names it
+    (LOADER_SEMANTICS.md, "What a transform sees and returns")."""
     batch = next(iter(loader_ds.dataloader().transform({"images": lambda x: x[:2, :2].copy(), "labels": None})
                       .batch(4).pytorch()))
-    assert set(batch.keys()) == {"images", "labels", "index"}
+    assert list(batch.keys()) == ["images", "labels"]
     assert tuple(batch["images"].shape) == (4, 2, 2, 3)
+    batch = next(iter(loader_ds.dataloader().transform({"labels": None, "index": None, "vec": None})
+                      .batch(4).pytorch()))
+    assert list(batch.keys()) == ["labels", "index", "vec"]
+    assert batch["index"].reshape(-1).tolist() == [0, 1, 2, 3] and batch["index"].dtype == torch_int64()
 
 
 def test_tensors_and_return_index(loader_ds):
@@ -166,9 +172,12 @@ def test_decode_methods(jpeg_ds):
     loader = jpeg_ds.dataloader().batch(4).numpy(tensors=["images"], decode_method={"images": "pil"})
     ims = next(iter(loader))["images"]
     assert all(isinstance(im, Image.Image) for im in ims) and ims[1].size == (60, 48)
-    # numpy: ragged heights cannot stack without a transform -> a clear error naming the tensor
+    # pytorch: ragged heights cannot stack without a transform -> a clear error naming the tensor;
+    # numpy: a list of the images (LOADER_SEMANTICS.md: "stacked per key where shapes agree")
     with pytest.raises(Exception, match="images"):
-        next(iter(jpeg_ds.dataloader().batch(4).numpy(tensors=["images"])))
+        next(iter(jpeg_ds.dataloader().batch(4).pytorch(tensors=["images"])))
+    ims = next(iter(jpeg_ds.dataloader().batch(4).numpy(tensors=["images"])))["images"]
+    assert isinstance(ims, list) and [im.shape for im in ims] == [jpeg_ds.images[i].numpy().shape for i in range(4)]
 
 
 def test_pil_path_with_pillow_transforms(jpeg_ds):
@@ -193,8 +202,9 @@ def test_collate_fn(loader_ds):
 
 
 def test_mismatched_shapes_name_the_tensor(loader_ds):
-    with pytest.raises(Exception, match="'ragged'.*shapes"):
-        next(iter(loader_ds.dataloader().batch(5).numpy(tensors=["ragged"])))
+    for mode in ("pytorch", "tensorflow"):
+        with pytest.raises(Exception, match="'ragged'.*shapes"):
+            next(iter(getattr(loader_ds.dataloader().batch(5), mode)(tensors=["ragged"])))
 
 
 def test_sample_by_weights_list_and_array(loader_ds):
@@ -231,3 +241,9 @@ def test_empty_tensor_is_named(tmp_path):
     with pytest.raises(Exception, match="'nothing'.*tensors="):
         next(iter(ds.dataloader().pytorch(tensors=["x", "nothing"])))
     assert len(list(ds.dataloader().pytorch(tensors=["x"]))) == 3
+
+
+def torch_int64():
+    import torch
+
+    return torch.int64

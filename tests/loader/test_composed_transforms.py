@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from deeplake_loader.transforms import RandomResizedCrop
-from tests.common.transforms import CenterCrop, Compose, Normalize, Resize, ToTensor
+from tests.common.loader import Compose
+from tests.common.transforms import CenterCrop, Normalize, Resize, ToTensor
 
 from .conftest import image_for, rows_of
 

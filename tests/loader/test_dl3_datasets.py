@@ -114,10 +114,9 @@ def rows_of(batch, mode):
     return np.asarray(_to_numpy(batch["index"])).reshape(-1).tolist()
 
 
-def check_batches(vec, loader, mode, tensors, *, rows_when_no_index=None, values=None):
-    """Every sample of every batch against deeplake; returns the rows seen, in order. ``values``:
-    the mode the samples are in when it differs from the iterator's (a collate_fn's lists of
-    numpy arrays are not converted)."""
+def check_batches(vec, loader, mode, tensors, *, rows_when_no_index=None):
+    """Every sample of every batch against deeplake, in ``mode``'s dtypes; returns the rows seen,
+    in order."""
     seen = []
     problems = []
     for batch in loader:
@@ -130,7 +129,7 @@ def check_batches(vec, loader, mode, tensors, *, rows_when_no_index=None, values
             column = batch[t]
             assert len(column) == len(rows), (t, len(column), rows)
             for k, row in enumerate(rows):
-                msg = mismatch(vec, t, row, column[k], values or mode)
+                msg = mismatch(vec, t, row, column[k], mode)
                 if msg:
                     problems.append(f"{vec.name}:{t} row {row} ({mode}): {msg}")
         seen.extend(rows)
@@ -167,13 +166,14 @@ def test_batched_shuffled_epochs(vectors, name, workers):
     collate = None if tensors == _uniform(vec) else as_lists
     dl.random.seed(5)
     loader = (vec.ds.dataloader().batch(3).shuffle(buffer_size=1)
-              .transform({t: keep for t in tensors})
+              .transform({**{t: keep for t in tensors}, "index": None})
               .pytorch(num_workers=workers, collate_fn=collate))
     orders = []
     with loader:
         assert len(loader) == -(-vec.length // 3)
         for _ in range(2):
-            seen = check_batches(vec, loader, "pytorch", tensors, values="numpy" if collate else None)
+            # a collate_fn's lists hold numpy samples as transforms see them: already in torch's dtypes
+            seen = check_batches(vec, loader, "pytorch", tensors)
             assert sorted(seen) == list(range(vec.length))
             orders.append(seen)
     if vec.length >= 8:

@@ -134,10 +134,12 @@ def test_keras_fits_on_ds_tensorflow_batched_by_tensorflow(loader_ds):
         return tf.cast(sample["vec"], tf.float32) / 100.0, tf.cast(sample["labels"][0], tf.int64)
 
     samples = loader_ds.tensorflow(tensors=["vec", "labels"])
+    assert int(samples.cardinality()) == N
     rows = [int(s["vec"].numpy()[0]) for s in samples]  # vec is [row, 2 * row]
     assert sorted(rows) == list(range(N))
     data = samples.map(to_xy).batch(32)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4)])
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(data, epochs=1, verbose=0)
+    assert history.params["steps"] == -(-N // 32)  # Keras knows the length of an epoch
     assert len(history.history["loss"]) == 1 and history.history["loss"][0] == history.history["loss"][0]

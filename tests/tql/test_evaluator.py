@@ -70,6 +70,20 @@ def test_order_by_limit_offset(qds, ref):
     assert rows(qds, "select * limit 4 offset 10") == list(range(10, 14))
 
 
+def test_order_by_desc_reverses_ties(qds, ref):
+    """Deep Lake's `desc` is its ascending order reversed, ties included (LOADER_SEMANTICS.md: with
+    labels i % 10 over 200 rows, `order by labels desc limit 5` gives 199, 189, 179, 169, 159), so
+    `limit` after `desc` picks the last rows of the top label, not the first."""
+    asc = sorted(R, key=lambda i: ref["labels"][i])  # stable: ties in row order
+    desc = asc[::-1]
+    assert rows(qds, "select * order by labels desc") == desc
+    assert rows(qds, "select * order by labels desc limit 5") == desc[:5]
+    assert rows(qds, "select * where score > 0 order by labels desc limit 6 offset 1") == \
+        [i for i in desc if ref["score"][i] > 0][1:7]
+    assert rows(qds, "select * order by len(categories) desc limit 9") == \
+        sorted(R, key=lambda i: len(ref["categories"][i]))[::-1][:9]
+
+
 def test_set_operations(qds, ref):
     a = set(where(lambda i, r: r["labels"][i] == 1, ref))
     b = set(where(lambda i, r: r["score"][i] > 0, ref))

@@ -1,7 +1,8 @@
 """The conda recipe stays in step with pyproject.toml and with the kernels the build produces.
 
 conda-build cannot run here (no conda channels), so the recipe is rendered the way conda-build
-renders it (Jinja2, then YAML) and checked against the package it describes.
+renders it (tests/common/conda_recipe.py) and checked against the package it describes; its ``test:``
+section runs against the installed wheel in tests/integration/test_wheel.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.common.conda_recipe import render_recipe
 
 try:  # Python 3.11+
     import tomllib
@@ -37,18 +40,7 @@ def _requirement_name(spec: str) -> str:
 
 @pytest.fixture(scope="module")
 def recipe() -> dict:
-    def load_file_data(name, from_recipe_dir=True):
-        base = ROOT / "conda" if from_recipe_dir else ROOT
-        return tomllib.loads((base / name).read_text())
-
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    text = env.from_string((ROOT / "conda" / "meta.yaml").read_text()).render(
-        load_file_data=load_file_data,
-        compiler=lambda lang: f"{lang}-compiler",
-        pin_compatible=lambda name, **kw: name,
-        PYTHON="python",
-    )
-    return yaml.safe_load(text)
+    return render_recipe()
 
 
 def _names(reqs) -> set[str]:
@@ -93,4 +85,4 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "deeplake_loader", "--help"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "info" in out.stdout and "ingest" in out.stdout
+    assert "info" in out.stdout and "ingest" in out.stdout and "bench" in out.stdout

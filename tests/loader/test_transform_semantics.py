@@ -1,0 +1,302 @@
+"""What a transform sees and returns (shared/spec/LOADER_SEMANTICS.md), on the ds.dataloader() chain,
+in the calling process and in worker processes; user code sent to workers by value (lambdas,
+closures, local functions) and a clear error for what cannot travel; ragged tensors in .numpy();
+decode_method="data"; and the no-transform path staying free of per-sample Python.
+
+Every dataset value encodes its row (tests/loader/conftest.py), so each check is against the row
+the batch's index claims.
+"""
+
+import functools
+import threading
+
+import numpy as np
+import pytest
+
+from deeplake_loader.errors import WorkerError
+from deeplake_loader.pipeline.collate import Assembler
+from deeplake_loader.transforms import RandomResizedCrop
+from tests.common.loader import Compose
+
+from .conftest import CLASSES, N, image_for, rows_of
+
+TORCH_INT = {"pytorch": np.int64, "tensorflow": np.int64, "numpy": np.uint32}  # class_label as the transform sees it
+VEC = {"pytorch": np.int32, "tensorflow": np.uint16, "numpy": np.uint16}  # a uint16 tensor as the transform sees it
+
+
+def _np(x):
+    return x.numpy() if hasattr(x, "numpy") else np.asarray(x)
+
+
+@pytest.mark.parametrize("mode", ["pytorch", "tensorflow", "numpy"])
+def test_a_callable_transform_sees_index_and_the_terminal_dtypes(loader_ds, mode):
+    seen = []
+
+    def record(sample):
+        seen.append(sample)
+        return sample
+
+    loader = getattr(loader_ds.dataloader().transform(record).batch(4), mode)(tensors=["labels", "vec", "caption"])
+    for _ in loader:
+        pass
+    assert [int(s["index"][0]) for s in seen] == list(range(N))
+    for s in seen:
+        row = int(s["index"][0])
+        assert list(s) == ["labels", "vec", "caption", "index"]
+        assert s["index"].dtype == np.int64 and s["index"].shape == (1,)
+        assert s["labels"].dtype == TORCH_INT[mode] and s["labels"].tolist() == [row % 4]
+        assert s["vec"].dtype == VEC[mode] and s["vec"].tolist() == [row, 2 * row]
+        assert s["caption"] == f"row {row}"
+
+
+def test_a_returned_tuple_or_list_is_a_list_of_batched_tensors(loader_ds):
+    import torch
+
+    for make in (tuple, list):
+        loader = loader_ds.dataloader().transform(lambda s, make=make: make((s["labels"] * 10, s["index"]))).batch(3)
+        batches = list(loader.pytorch(tensors=["labels"]))
+        assert len(batches) == -(-N // 3)
+        for b in batches:
+            assert isinstance(b, list) and len(b) == 2 and all(isinstance(t, torch.Tensor) for t in b)
+            rows = b[1].reshape(-1).tolist()
+            assert b[0].dtype == torch.int64 and b[0].shape == (len(rows), 1)
+            assert b[0].reshape(-1).tolist() == [10 * (r % 4) for r in rows]
+        assert [r for b in batches for r in b[1].reshape(-1).tolist()] == list(range(N))
+
+
+def test_a_returned_dict_is_the_batch_without_index(loader_ds):
+    loader = loader_ds.dataloader().transform(lambda s, k: {"y": s["labels"] * k}, k=100).batch(4).pytorch()
+    batch = next(iter(loader))
+    assert list(batch.keys()) == ["y"]
+    assert batch["y"].reshape(-1).tolist() == [0, 100, 200, 300]
+
+
+def test_a_transform_dict_gives_its_keys_in_its_order_and_converted_values(loader_ds):
+    got = {}
+
+    def vec_fn(v):
+        got.setdefault("vec", v)
+        return v * 2
+
+    def label_fn(v):
+        got.setdefault("labels", v)
+        return v
+
+    loader = loader_ds.dataloader().transform({"vec": vec_fn, "index": None, "labels": label_fn}).batch(5).pytorch()
+    batches = list(loader)
+    assert got["vec"].dtype == np.int32 and got["labels"].dtype == np.int64 and got["labels"].shape == (1,)
+    rows = []
+    for b in batches:
+        assert list(b.keys()) == ["vec", "index", "labels"]
+        r = rows_of(b)
+        rows += r
+        assert b["vec"].tolist() == [[2 * x, 4 * x] for x in r] and b["labels"].reshape(-1).tolist() == [x % 4 for x in r]
+    assert rows == list(range(N))
+    # without "index" in the dict, the batch holds no index
+    b = next(iter(loader_ds.dataloader().transform({"labels": label_fn}).batch(5).pytorch()))
+    assert list(b.keys()) == ["labels"]
+
+
+def test_return_index_false_hides_index_from_transforms(loader_ds):
+    seen = []
+    loader = loader_ds.dataloader().transform(lambda s: seen.append(sorted(s)) or s).batch(7)
+    batch = next(iter(loader.pytorch(tensors=["labels"], return_index=False)))
+    assert seen[0] == ["labels"] and list(batch.keys()) == ["labels"]
+    with pytest.raises(ValueError, match="names 'index' but return_index=False"):
+        next(iter(loader_ds.dataloader().transform({"labels": None, "index": None}).pytorch(return_index=False)))
+
+
+def test_a_collate_fn_gets_samples_with_index_and_returns_the_batch(loader_ds):
+    def collate(samples):
+        return {"rows": [int(s["index"][0]) for s in samples], "labels": [int(s["labels"][0]) for s in samples]}
+
+    batches = list(loader_ds.dataloader().batch(8).shuffle().pytorch(tensors=["labels"], collate_fn=collate))
+    rows = [r for b in batches for r in b["rows"]]
+    assert sorted(rows) == list(range(N))
+    for b in batches:
+        assert list(b.keys()) == ["rows", "labels"] and b["labels"] == [r % 4 for r in b["rows"]]
+
+
+def test_the_same_semantics_in_worker_processes_with_a_lambda(loader_ds):
+    """A lambda transform over every tensor, shuffled, two spawn-started workers: it reaches them
+    by value, sees index and int64 labels there, and each batch holds the rows its index says."""
+    loader = (loader_ds.dataloader().batch(6).shuffle()
+              .transform(lambda s: {"img": s["images"], "label": s["labels"], "row": s["index"],
+                                    "text": s["caption"], "kind": str(s["labels"].dtype)})
+              .pytorch(num_workers=2))
+    with loader:
+        rows = []
+        for b in loader:
+            r = b["row"].reshape(-1).tolist()
+            rows += r
+            assert set(b["kind"]) == {"int64"}
+            assert b["label"].reshape(-1).tolist() == [x % 4 for x in r] and b["text"] == [f"row {x}" for x in r]
+            for img, x in zip(b["img"].numpy(), r):
+                assert np.array_equal(img, image_for(x))
+        assert sorted(rows) == list(range(N))
+
+
+class _Scale:
+    def __init__(self, factor):
+        self.factor = factor
+
+    def __call__(self, v):
+        return v * self.factor
+
+
+def test_lambdas_closures_and_local_functions_travel_to_workers(loader_ds):
+    """One loader, every kind of user code that plain pickle refuses, in two worker processes."""
+    offset = np.array([1000, 2000])  # captured by a closure
+
+    def local_fn(v):  # a local function
+        return v + offset
+
+    def add(v, k):
+        return v + k
+
+    class Local:  # a locally defined callable class
+        def __call__(self, img):
+            return img[:2, :2].copy()
+
+    def collate(samples):  # a local collate_fn that closes over a lambda
+        pick = lambda s: int(s["index"][0])  # noqa: E731
+        return {"rows": [pick(s) for s in samples], "vec": np.stack([s["vec"] for s in samples]),
+                "labels": np.stack([s["labels"] for s in samples]), "images": np.stack([s["images"] for s in samples]),
+                "caption": [s["caption"] for s in samples]}
+
+    transform = {"vec": local_fn, "labels": functools.partial(add, k=10), "images": Local(),
+                 "caption": lambda c: c.upper(), "index": _Scale(1)}
+    with loader_ds.dataloader().transform(transform).batch(7).pytorch(num_workers=2, collate_fn=collate) as loader:
+        rows = []
+        for b in loader:
+            r = b["rows"]
+            rows += r
+            assert b["vec"].tolist() == [[x + 1000, 2 * x + 2000] for x in r]
+            assert b["labels"].reshape(-1).tolist() == [x % 4 + 10 for x in r]
+            assert b["caption"] == [f"ROW {x}" for x in r]
+            assert np.array_equal(b["images"], np.stack([image_for(x)[:2, :2] for x in r]))
+        assert rows == list(range(N))
+
+
+def test_what_cannot_travel_to_workers_is_named(loader_ds, tmp_path):
+    log = open(tmp_path / "log.txt", "w")  # noqa: SIM115 - an open file is the point
+
+    def write_log(sample):
+        log.write(str(sample["index"]))
+        return sample
+
+    loader = loader_ds.dataloader().transform(write_log).batch(4).pytorch(tensors=["labels"], num_workers=2)
+    with pytest.raises(WorkerError) as e:
+        next(iter(loader))
+    msg = str(e.value)
+    assert "closure variable 'log'" in msg and "write_log" in msg and "TextIOWrapper" in msg and "num_workers=0" in msg
+    loader.close()
+
+    class Guarded:
+        def __init__(self):
+            self.lock = threading.Lock()
+
+        def __call__(self, v):
+            with self.lock:
+                return v
+
+    loader = loader_ds.dataloader().transform({"labels": Guarded()}).pytorch(num_workers=1)
+    with pytest.raises(WorkerError, match=r"attribute 'lock' of transform of tensor 'labels' \(a _thread\.lock\)"):
+        next(iter(loader))
+    loader.close()
+    log.close()
+
+
+def test_fused_crop_then_python_in_workers_keeps_index_and_rows(jpeg_ds):
+    chain = Compose([RandomResizedCrop(12), lambda a: a.mean(axis=2)])
+    loader = (jpeg_ds.dataloader().transform({"images": chain, "labels": None, "index": None}).batch(4)
+              .pytorch(num_workers=2))
+    with loader:
+        assert loader._get_pipeline().columns["images"].crop is chain.transforms[0]
+        rows = []
+        for b in loader:
+            assert list(b.keys()) == ["images", "labels", "index"] and tuple(b["images"].shape[1:]) == (12, 12)
+            rows += rows_of(b)
+            assert b["labels"].reshape(-1).tolist() == [r % 4 for r in rows_of(b)]
+        assert rows == list(range(len(jpeg_ds)))
+
+
+def test_without_a_transform_no_python_runs_per_sample(loader_ds, jpeg_ds, monkeypatch):
+    """The fast path: the decoder's arrays are the batch; per-sample assembly never runs, with or
+    without a fused crop (a transform dict that only crops, keeps or names index)."""
+    def no_samples(self, columns, rows):
+        raise AssertionError("per-sample Python ran on the fast path")
+
+    monkeypatch.setattr(Assembler, "samples", no_samples)
+    rows = []
+    for b in loader_ds.dataloader().batch(8).shuffle().pytorch(tensors=["images", "labels", "caption"]):
+        rows += rows_of(b)
+        for img, r in zip(b["images"].numpy(), rows_of(b)):
+            assert np.array_equal(img, image_for(r))
+        assert b["caption"] == [f"row {r}" for r in rows_of(b)]
+    assert sorted(rows) == list(range(N))
+    loader = jpeg_ds.dataloader().transform({"images": RandomResizedCrop(8), "labels": None, "index": None}).batch(5)
+    batches = list(loader.pytorch(num_workers=2))
+    assert [list(b.keys()) for b in batches] == [["images", "labels", "index"]] * 4
+    assert [r for b in batches for r in rows_of(b)] == list(range(20))
+
+
+# ---- ragged tensors in .numpy() ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ragged_ds(tmp_path_factory):
+    """Multi-label classes, variable box counts and variable image sizes; every value encodes its row."""
+    import deeplake_loader as dl
+
+    path = str(tmp_path_factory.mktemp("ragged") / "ds")
+    ds = dl.empty(path)
+    with ds:
+        ds.create_tensor("images", htype="image", sample_compression="png")
+        ds.create_tensor("labels", htype="class_label", class_names=CLASSES)
+        ds.create_tensor("boxes", htype="bbox")
+        ds.create_tensor("row", dtype="int64")
+        ds.extend({"images": [image_for(i, 10 + i % 3, 12) for i in range(12)],
+                   "labels": [[j % 4 for j in range(i, i + 1 + i % 3)] for i in range(12)],
+                   "boxes": [np.full((i % 4, 4), i, np.float32) for i in range(12)],
+                   "row": [np.array([i]) for i in range(12)]})
+    return dl.load(path, read_only=True)
+
+
+def test_numpy_gives_ragged_tensors_as_a_list_per_key(ragged_ds):
+    batches = list(ragged_ds.dataloader().batch(4).numpy())
+    assert len(batches) == 3
+    for b in batches:
+        rows = b["row"].reshape(-1).tolist()
+        assert isinstance(b["row"], np.ndarray)  # shapes agree: stacked
+        for key in ("images", "labels", "boxes"):
+            assert isinstance(b[key], list) and len(b[key]) == len(rows), key
+        for k, r in enumerate(rows):
+            assert np.array_equal(b["images"][k], image_for(r, 10 + r % 3, 12))
+            assert b["labels"][k].tolist() == [j % 4 for j in range(r, r + 1 + r % 3)]
+            assert b["boxes"][k].shape == (r % 4, 4) and (b["boxes"][k] == r).all()
+    # .pytorch() does as deeplake does: shapes that differ cannot stack (our error names the tensor)
+    with pytest.raises(Exception, match="'images'.*shapes"):
+        next(iter(ragged_ds.dataloader().batch(4).pytorch(tensors=["images"])))
+    # a transform that keeps the ragged values: still a list per key in .numpy()
+    b = next(iter(ragged_ds.dataloader().batch(4).transform(lambda s: {"boxes": s["boxes"], "row": s["row"]}).numpy()))
+    assert isinstance(b["boxes"], list) and [x.shape for x in b["boxes"]] == [(r % 4, 4) for r in range(4)]
+
+
+def test_decode_method_data_is_tensor_data(loader_ds):
+    """decode_method="data" gives what ds.t[i].data() gives, per sample (class names as text,
+    images with their sample_info), merged key by key in a batch."""
+    loader = loader_ds.dataloader().batch(3).pytorch(
+        tensors=["labels", "images", "caption"], decode_method={"labels": "data", "images": "data", "caption": "data"})
+    rows = []
+    for b in loader:
+        r = rows_of(b)
+        rows += r
+        assert set(b["labels"]) == {"value", "text"} and set(b["images"]) == {"value", "sample_info"}
+        assert _np(b["labels"]["value"]).tolist() == [[x % 4] for x in r]
+        assert _np(b["labels"]["value"]).dtype == np.uint32  # as stored: data() is not converted
+        assert b["labels"]["text"] == [[CLASSES[x % 4] for x in r]]  # torch-style: positions transposed
+        assert b["caption"]["value"] == [loader_ds.caption[x].data()["value"] for x in r]
+        for k, x in enumerate(r):
+            assert np.array_equal(_np(b["images"]["value"])[k], loader_ds.images[x].data()["value"])
+        assert b["images"]["sample_info"] == loader_ds.images[r[0]].data()["sample_info"]
+    assert rows == list(range(N))
