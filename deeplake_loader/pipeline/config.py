@@ -28,6 +28,7 @@ class LoaderConfig:
     query_tensors: Optional[tuple] = None  # projection of `select t1, t2`
     sample: Any = None  # (weights, replace, size)
     mode: Optional[str] = None  # 'pytorch' | 'tensorflow' | 'numpy'
+    seed: Optional[int] = None  # root of every random stream; None: deeplake_loader.random's (state.py pins it)
 
     def with_(self, **changes) -> "LoaderConfig":
         return replace(self, **changes)

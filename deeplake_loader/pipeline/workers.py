@@ -23,6 +23,7 @@ from ..errors import TransformError, WorkerError
 
 def _worker_main(task_q, result_q, blob):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    from ..random import batch_scope
     from .collate import apply_transforms, collate
     from .memory import map_shared
 
@@ -38,7 +39,7 @@ def _worker_main(task_q, result_q, blob):
         task = task_q.get()
         if task is None:
             break
-        batch_id, rows, payload = task
+        batch_id, rows, payload, seed = task
         try:
             columns = {}
             for name, (kind, value) in payload.items():
@@ -47,8 +48,9 @@ def _worker_main(task_q, result_q, blob):
                     columns[name] = map_shared(path, shape, dtype, maps)
                 else:
                     columns[name] = value
-            samples = apply_transforms(columns, rows, transform, per_tensor)
-            result = pickle.dumps(collate(samples, collate_fn, rows), protocol=pickle.HIGHEST_PROTOCOL)
+            with batch_scope(seed):  # the batch's random streams, whichever worker runs it
+                batch = collate(apply_transforms(columns, rows, transform, per_tensor), collate_fn, rows)
+            result = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
             result_q.put((batch_id, True, result))
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the main process
             try:
@@ -89,8 +91,8 @@ class WorkerPool:
         self.closed = False
         self._finalizer = weakref.finalize(self, _stop, self.procs, self.task_qs + [self.result_q])
 
-    def submit(self, batch_id, rows, payload):
-        self.task_qs[self._next % len(self.task_qs)].put((batch_id, np.asarray(rows), payload))
+    def submit(self, batch_id, rows, payload, seed):
+        self.task_qs[self._next % len(self.task_qs)].put((batch_id, np.asarray(rows), payload, seed))
         self._next += 1
 
     def result(self):
