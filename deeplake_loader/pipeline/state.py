@@ -301,14 +301,14 @@ def _pin(loader, root: int) -> None:
 
 
 def share_root(loader) -> None:
-    """With distributed=True and no seed anywhere, every rank takes rank 0's root (one broadcast,
-    at the first iteration): the ranks' plans, sample_by draws and saved states then agree."""
+    """A sharded loader with no seed anywhere: every rank takes rank 0's root (one broadcast, at the
+    first iteration), so the ranks' plans, sample_by draws and saved states agree."""
     cfg = loader._config
-    if cfg.seed is not None or not cfg.distributed or dl_random.get_seed() is not None:
+    if cfg.seed is not None or dl_random.get_seed() is not None or plan.world(cfg)[1] <= 1:
         return
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if dist.is_available() and dist.is_initialized():
         box = [dl_random.root()]
         dist.broadcast_object_list(box, src=0)
         _pin(loader, box[0])

@@ -51,7 +51,8 @@ def state_after(ds, name, epochs_done, k):
 def in_buffer_fill(loader, k):
     """True when the first k batches are all emitted while the shuffle buffer is still under its
     budget (each push then emits exactly half of what it pushed)."""
-    sched = loader_state.schedule(loader._get_pipeline(), 1, [], 0, 1)
+    with loader:
+        sched = loader_state.schedule(loader._get_pipeline(), 1, [], 0, 1)
     emitted = 0
     for name, positions, out in sched.steps:
         if name is None or len(out) != int(len(positions) * 0.5):
@@ -152,6 +153,7 @@ def test_later_epochs_after_close_continue_the_numbering(resume_ds):
     loader.close()
     e2 = [resume.record(b) for b in loader]
     assert e1 != e2 and loader.state_dict()["epoch"] == 3
+    loader.close()
 
 
 def test_resume_reads_only_chunks_with_pending_rows_and_decodes_only_them(resume_ds, monkeypatch):
