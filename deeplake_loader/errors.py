@@ -107,3 +107,12 @@ class TransformError(DeepLakeLoaderError, RuntimeError):
         if traceback_text:
             msg += "\n\nOriginal traceback:\n" + traceback_text.rstrip()
         super().__init__(msg)
+
+
+class StateMismatchError(DeepLakeLoaderError, ValueError):
+    """load_state_dict got a state saved by another loader: a different dataset, version or chain.
+    ``components`` lists each difference (what, saved, now)."""
+
+    def __init__(self, message: str, *, components=()):
+        self.components = list(components)
+        super().__init__(message)

@@ -33,6 +33,7 @@ class LoaderConfig:
     oss_samples: bool = False  # text-likes reach transforms in tensor[i].numpy() form, as Deep Lake 3's OSS loader
     progressbar: bool = False  # a tqdm bar over the batches
     pin_memory: bool = False
+    seed: Optional[int] = None  # root of every random stream; None: deeplake_loader.random's (state.py pins it)
 
     def with_(self, **changes) -> "LoaderConfig":
         return replace(self, **changes)

@@ -77,7 +77,7 @@ class Column:
         """The same, for rows of one already loaded chunk of this (primary) tensor."""
         if self.wants_bytes and not self.reader.tiles and not self.reader.is_link:
             ranges = chunk.byte_ranges(locals_)
-            return [bytes(chunk.data[s:e]) for s, e in ranges]
+            return [bytes(chunk.data[s:e]) for s, e in ranges.tolist()]  # Python ints: 2x faster slicing
         return self.raw(rows)
 
 
