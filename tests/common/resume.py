@@ -56,7 +56,7 @@ def chain(ds, name: str):
     """The chains whose resumes the tests compare with uninterrupted runs."""
     from deeplake_loader.transforms import RandomResizedCrop
 
-    crop = {"images": RandomResizedCrop(16, scale=(0.2, 1.0), hflip=True), "labels": jitter, "row": None}
+    crop = {"images": RandomResizedCrop(16, scale=(0.2, 1.0), hflip=True), "labels": jitter, "row": None, "index": None}
     base = ds.dataloader().batch(BATCH)
     if name == "shuffle":
         return base.transform(crop).shuffle(buffer_size=1).pytorch()
