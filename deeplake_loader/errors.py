@@ -107,3 +107,44 @@ class TransformError(DeepLakeLoaderError, RuntimeError):
         if traceback_text:
             msg += "\n\nOriginal traceback:\n" + traceback_text.rstrip()
         super().__init__(msg)
+
+
+class RemoteReadError(DeepLakeLoaderError, OSError):
+    """Reading from remote storage failed after every retry (or with an error that retrying cannot
+    fix). Names the URL and, once the loader knows them, the tensor, the chunk and the rows the
+    read would have served; ``__cause__`` is the last underlying error."""
+
+    def __init__(self, message: str, *, url=None, attempts=None, tensor=None, chunk=None, rows=None):
+        self.url, self.attempts, self.tensor, self.chunk, self.rows = url, attempts, tensor, chunk, rows
+        self.message = message
+        parts = []
+        if tensor is not None:
+            parts.append(f"tensor '{tensor}'")
+        if chunk is not None:
+            parts.append(f"chunk '{chunk}'")
+        if rows is not None and len(rows):
+            parts.append(f"rows {_rows_text(rows)}")
+        super().__init__(f"{message} ({', '.join(parts)})" if parts else message)
+
+    def naming(self, *, tensor=None, chunk=None, rows=None) -> "RemoteReadError":
+        """The same error, also naming the tensor / chunk / rows (fields already set are kept)."""
+        err = RemoteReadError(self.message, url=self.url, attempts=self.attempts,
+                              tensor=self.tensor if self.tensor is not None else tensor,
+                              chunk=self.chunk if self.chunk is not None else chunk,
+                              rows=self.rows if self.rows is not None else rows)
+        err.__cause__ = self.__cause__
+        return err
+
+    def __reduce__(self):  # keeps the fields across worker processes
+        return (_remote_read_error, (self.message, self.url, self.attempts, self.tensor, self.chunk, self.rows))
+
+
+def _remote_read_error(message, url, attempts, tensor, chunk, rows):
+    return RemoteReadError(message, url=url, attempts=attempts, tensor=tensor, chunk=chunk, rows=rows)
+
+
+def _rows_text(rows) -> str:
+    rows = [int(r) for r in rows]
+    if len(rows) <= 8:
+        return ", ".join(map(str, rows))
+    return f"{', '.join(map(str, rows[:6]))}, ... {rows[-1]} ({len(rows)} rows)"

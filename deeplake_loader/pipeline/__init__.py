@@ -22,6 +22,7 @@ from .collate import apply_transforms, collate, fast_batch
 from .config import LoaderConfig
 from .fetch import Column, Decoder
 from .memory import BufferPool
+from .window import ChunkWindow, split_budget
 
 __all__ = ["LoaderConfig", "Pipeline", "plan"]
 
@@ -59,30 +60,33 @@ class Pipeline:
             yield rows, {name: self.decoder.column(col, raw[name], rows, rng) for name, col in self.columns.items()}
 
     def _raw_batches(self, epoch):
-        """Fetch stage: the plan's steps, one load per chunk of the primary tensor; yields (rows,
-        {tensor: stored bytes or values}) per batch."""
+        """Fetch stage: the plan's steps, one load per chunk of the primary tensor (read ahead by the
+        fetch window); yields (rows, {tensor: stored bytes or values}) per batch."""
         cfg = self.cfg
         order = plan.epoch_order(cfg, epoch)
         rank = plan.world(cfg)[0]
         if self.primary is None or not len(order):
             return
         prim = self.columns[self.primary]
-        steps = plan.steps(prim.reader, order, shuffle=cfg.shuffle, budget_bytes=int(cfg.buffer_size * 1e6),
+        reservoir, window_bytes = split_budget(int(cfg.buffer_size * 1e6), cfg.shuffle)
+        steps = plan.steps(prim.reader, order, shuffle=cfg.shuffle, budget_bytes=reservoir,
                            seed=dl_random.stream("shuffle", epoch, rank))
+        names = [] if prim.reader.tiles else [name for name, positions, _ in steps if name is not None and len(positions)]
         pending, ready, bs = {}, [], cfg.batch_size
-        for name, positions, emitted in steps:
-            if name is not None and len(positions):
-                rows = order[positions]
-                if prim.reader.tiles:
-                    values = prim.raw(rows)
-                else:
-                    _, locals_ = prim.reader.enc.locate(rows)
-                    values = prim.raw_from_chunk(prim.reader.load_chunk(name), rows, locals_)
-                pending.update(zip(positions.tolist(), values))
-            ready.extend(emitted.tolist())
-            while len(ready) >= bs:
-                yield self._gather(order, ready[:bs], pending)
-                ready = ready[bs:]
+        with ChunkWindow(prim.reader, names, max_bytes=window_bytes, window=cfg.dataset._shared.get("fetch_window")) as chunks:
+            for name, positions, emitted in steps:
+                if name is not None and len(positions):
+                    rows = order[positions]
+                    if prim.reader.tiles:
+                        values = prim.raw(rows)
+                    else:
+                        _, locals_ = prim.reader.enc.locate(rows)
+                        values = prim.raw_from_chunk(chunks.take(name, rows), rows, locals_)
+                    pending.update(zip(positions.tolist(), values))
+                ready.extend(emitted.tolist())
+                while len(ready) >= bs:
+                    yield self._gather(order, ready[:bs], pending)
+                    ready = ready[bs:]
         if ready and not cfg.drop_last:
             yield self._gather(order, ready, pending)
 

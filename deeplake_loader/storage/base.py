@@ -15,6 +15,8 @@ class StorageProvider:
     root: str = ""
     # remote stores: a single sample is read with two range requests (chunk header, then its bytes)
     prefers_ranges: bool = False
+    # remote stores: observed latency and bandwidth (storage.linkstats.LinkStats), else None
+    stats = None
 
     def get(self, key: str) -> bytes:
         raise NotImplementedError
@@ -29,6 +31,23 @@ class StorageProvider:
             return self.get(key)
         except KeyError:
             return None
+
+    def read_blob(self, key: str, size: Optional[int] = None):
+        """The whole value at key, bytes-like (a chunk: remote stores read it as parallel ranges,
+        the chunk cache keeps it on disk). KeyError if missing."""
+        return self.get(key)
+
+    def size_of(self, key: str) -> Optional[int]:
+        """The value's size in bytes when known without reading it, else None."""
+        return None
+
+    def requests_for(self, size: Optional[int]) -> int:
+        """How many requests read_blob makes for a value of ``size`` bytes."""
+        return 1
+
+    def url(self, key: str) -> str:
+        """Where key lives, for error messages."""
+        return f"{self.root}/{key}"
 
     def put(self, key: str, data: bytes) -> None:
         raise NotImplementedError
