@@ -112,11 +112,11 @@ class TransformError(DeepLakeLoaderError, RuntimeError):
 class RemoteReadError(DeepLakeLoaderError, OSError):
     """Reading from remote storage failed after every retry (or with an error that retrying cannot
     fix). Names the URL and, once the loader knows them, the tensor, the chunk and the rows the
-    read would have served; ``__cause__`` is the last underlying error."""
+    read would have served, then the last underlying error (also its ``__cause__``)."""
 
-    def __init__(self, message: str, *, url=None, attempts=None, tensor=None, chunk=None, rows=None):
+    def __init__(self, message: str, *, url=None, attempts=None, tensor=None, chunk=None, rows=None, detail=""):
         self.url, self.attempts, self.tensor, self.chunk, self.rows = url, attempts, tensor, chunk, rows
-        self.message = message
+        self.message, self.detail = message, detail
         parts = []
         if tensor is not None:
             parts.append(f"tensor '{tensor}'")
@@ -124,23 +124,25 @@ class RemoteReadError(DeepLakeLoaderError, OSError):
             parts.append(f"chunk '{chunk}'")
         if rows is not None and len(rows):
             parts.append(f"rows {_rows_text(rows)}")
-        super().__init__(f"{message} ({', '.join(parts)})" if parts else message)
+        text = f"{message} ({', '.join(parts)})" if parts else message
+        super().__init__(f"{text}; {detail}" if detail else text)
 
     def naming(self, *, tensor=None, chunk=None, rows=None) -> "RemoteReadError":
         """The same error, also naming the tensor / chunk / rows (fields already set are kept)."""
         err = RemoteReadError(self.message, url=self.url, attempts=self.attempts,
                               tensor=self.tensor if self.tensor is not None else tensor,
                               chunk=self.chunk if self.chunk is not None else chunk,
-                              rows=self.rows if self.rows is not None else rows)
+                              rows=self.rows if self.rows is not None else rows, detail=self.detail)
         err.__cause__ = self.__cause__
         return err
 
     def __reduce__(self):  # keeps the fields across worker processes
-        return (_remote_read_error, (self.message, self.url, self.attempts, self.tensor, self.chunk, self.rows))
+        return (_remote_read_error, (self.message, self.url, self.attempts, self.tensor, self.chunk, self.rows,
+                                     self.detail))
 
 
-def _remote_read_error(message, url, attempts, tensor, chunk, rows):
-    return RemoteReadError(message, url=url, attempts=attempts, tensor=tensor, chunk=chunk, rows=rows)
+def _remote_read_error(message, url, attempts, tensor, chunk, rows, detail):
+    return RemoteReadError(message, url=url, attempts=attempts, tensor=tensor, chunk=chunk, rows=rows, detail=detail)
 
 
 def _rows_text(rows) -> str:

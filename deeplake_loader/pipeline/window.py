@@ -91,6 +91,7 @@ class ChunkWindow:
         self._bytes = 0
         self._seen_sizes: list = []
         self._closed = False
+        self.peak_in_flight = self.peak_bytes = 0  # for tests and benches
         self._fill()
 
     # ------------------------------------------------------------------------------- sizing
@@ -142,6 +143,8 @@ class ChunkWindow:
                 self._bytes += size
                 self._in_flight += 1
                 self._next_submit += 1
+                self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+                self.peak_bytes = max(self.peak_bytes, self._bytes)
                 self._jobs.append(entry)
                 if len(self._jobs) > self._idle and len(self._threads) < MAX_THREADS:
                     t = threading.Thread(target=self._work, daemon=True, name="deeplake_loader-window")
@@ -172,6 +175,7 @@ class ChunkWindow:
                     if self._entries.get(entry.name) is entry:  # not released (skipped) meanwhile
                         self._bytes += actual - entry.nbytes
                         entry.nbytes = actual
+                        self.peak_bytes = max(self.peak_bytes, self._bytes)
                     self._seen_sizes.append(actual)
                     del self._seen_sizes[:-16]
                 self._cv.notify_all()

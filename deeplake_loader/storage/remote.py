@@ -24,6 +24,7 @@ from .retry import RetryPolicy
 # botocore's request-phase retries (jittered; adaptive adds client-side rate limiting when S3
 # throttles) and the timeouts: connect, and read = the longest silence of a connection before it
 # is cut and the read retried.
+LISTING_RETRY_S = 30.0  # after a failed LIST, seconds before the folder is listed again
 S3_CONFIG = {"retries": {"max_attempts": 3, "mode": "adaptive"}, "connect_timeout": 10, "read_timeout": 20}
 
 
@@ -58,10 +59,11 @@ class FsspecProvider(StorageProvider):
     def url(self, key: str) -> str:
         return f"{self.root}/{key}"
 
-    def _timed(self, fn):
+    def _timed(self, fn, small=False):
+        """fn() (one request), its duration recorded by size (a listing counts as a small request)."""
         t0 = time.monotonic()
         out = fn()
-        self.stats.record(len(out), time.monotonic() - t0)
+        self.stats.record(0 if small else len(out), time.monotonic() - t0)
         return out
 
     def get(self, key: str) -> bytes:
@@ -80,20 +82,22 @@ class FsspecProvider(StorageProvider):
     # ------------------------------------------------------------------------- whole chunks
     def listing(self, folder: str) -> dict:
         """{name: (size, tag)} of the objects directly in ``folder`` (one LIST, remembered until a
-        put or delete in that folder). ``tag`` is the ETag (or generation / size+mtime)."""
+        put or delete in that folder). ``tag`` is the ETag (or generation / size+mtime). A LIST
+        that fails (no permission, or the network after every retry) gives {} for a while:
+        chunks are then read whole, without their size or the cache."""
         with self._lock:
             got = self._listings.get(folder)
-        if got is not None:
-            return got
-        t0 = time.monotonic()
+        if got is not None and got[0] > time.monotonic():
+            return got[1]
         try:
-            entries = self.retry.call(lambda: self.fs.ls(self._path(folder), detail=True, refresh=True),
+            entries = self.retry.call(lambda: self._timed(lambda: self.fs.ls(self._path(folder), detail=True,
+                                                                             refresh=True), small=True),
                                       self.url(folder))
+            expires = float("inf")
         except (FileNotFoundError, NotADirectoryError):
-            entries = []
-        except PermissionError:  # no LIST permission: chunks are read whole, without sizes or tags
-            entries = []
-        self.stats.record(0, time.monotonic() - t0)
+            entries, expires = [], float("inf")
+        except (PermissionError, RemoteReadError):
+            entries, expires = [], time.monotonic() + LISTING_RETRY_S
         out = {}
         for e in entries:
             if e.get("type", "file") != "file":
@@ -101,7 +105,7 @@ class FsspecProvider(StorageProvider):
             name = e["name"].rstrip("/").rsplit("/", 1)[-1]
             out[name] = (int(e.get("size") or 0), _tag(e))
         with self._lock:
-            self._listings[folder] = out
+            self._listings[folder] = (expires, out)
         return out
 
     def _forget(self, key: str) -> None:
@@ -134,20 +138,14 @@ class FsspecProvider(StorageProvider):
 
     async def _read_parts(self, key: str, size: int, part: int):
         path, url = self._path(key), self.url(key)
+        if size == 0:
+            return b""
+        if size <= part:  # one request: its bytes as they come
+            return await self._read_one(path, url, 0, size, size)
         buf = bytearray(size)
 
-        async def timed(start, end):
-            t0 = time.monotonic()
-            data = await self.fs._cat_file(path, start=start, end=end)
-            self.stats.record(len(data), time.monotonic() - t0)
-            return data
-
         async def one(start, end):
-            data = await self.retry.acall(lambda: timed(start, end), url)
-            if len(data) != end - start:
-                raise RemoteReadError(f"'{url}' gave {len(data)} bytes for bytes {start}..{end - 1}: the object is "
-                                      f"not the {size} bytes its listing said (rewritten while being read?)", url=url)
-            buf[start:end] = data
+            buf[start:end] = await self._read_one(path, url, start, end, size)
 
         tasks = [asyncio.ensure_future(one(s, min(s + part, size))) for s in range(0, size, part)]
         try:
@@ -157,6 +155,19 @@ class FsspecProvider(StorageProvider):
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         return buf
+
+    async def _read_one(self, path, url, start, end, size):
+        async def timed():
+            t0 = time.monotonic()
+            data = await self.fs._cat_file(path, start=start, end=end)
+            self.stats.record(len(data), time.monotonic() - t0)
+            return data
+
+        data = await self.retry.acall(timed, url)
+        if len(data) != end - start:
+            raise RemoteReadError(f"'{url}' gave {len(data)} bytes for bytes {start}..{end - 1}: the object is not "
+                                  f"the {size} bytes its listing said (rewritten while being read?)", url=url)
+        return data
 
     # --------------------------------------------------------------------------------- writes
     def put(self, key: str, data: bytes) -> None:

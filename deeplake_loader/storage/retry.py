@@ -103,8 +103,8 @@ class RetryPolicy:
     def _error(url, failures, started, exc) -> RemoteReadError:
         took = time.monotonic() - started
         return RemoteReadError(f"reading '{url}' failed after {failures} attempt{'s' * (failures > 1)} in "
-                               f"{took:.1f} s; last error: {type(exc).__name__}: {exc}", url=url,
-                               attempts=failures)
+                               f"{took:.1f} s", url=url, attempts=failures,
+                               detail=f"last error: {type(exc).__name__}: {exc}")
 
     def call(self, fn, url: str):
         """fn() with retries (in this thread)."""

@@ -5,7 +5,11 @@
 * a ``bandwidth`` cap in bytes/s on each client connection's response bytes,
 * ``cut``: the fraction of responses whose connection is reset part-way through the body,
 * ``stall``: the fraction of responses that stop part-way through the body and hang (until the
-  client gives up and closes the connection).
+  client gives up and closes the connection),
+
+and ``jitter`` more seconds of latency drawn uniformly per request (so responses finish out of
+order). ``match`` limits faults to requests whose path contains it (e.g. "/chunks/"). ``log``
+records (method, path, fault) of every request.
 
 Client connections are kept alive (as a real S3 endpoint does) while every request goes to the
 upstream server on a connection of its own (moto answers ``Connection: close``). Which responses
@@ -38,10 +42,12 @@ _PIECE = 64 * 1024
 
 class SlowLink:
     def __init__(self, upstream: str, *, latency: float = 0.0, bandwidth: float | None = None, cut: float = 0.0,
-                 stall: float = 0.0, seed: int = 0, port: int = 0):
+                 stall: float = 0.0, jitter: float = 0.0, match: str | None = None, seed: int = 0, port: int = 0):
         u = urlparse(upstream)
         self.upstream = (u.hostname, u.port)
         self.latency, self.bandwidth, self.cut, self.stall = latency, bandwidth, cut, stall
+        self.jitter, self.match = jitter, match
+        self.log: list = []
         self.rng = random.Random(seed)
         self.port = port
         self.counts = {"requests": 0, "cut": 0, "stalled": 0, "connections": 0}
@@ -131,6 +137,8 @@ class SlowLink:
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:  # stop(): end quietly (asyncio logs a handler's cancellation)
+            pass
         finally:
             self._tasks.discard(task)
             cwriter.transport.abort()
@@ -140,11 +148,13 @@ class SlowLink:
         head = await _read_head(creader)
         if head is None:
             return False
-        method = head.split(b" ", 1)[0].upper()
+        method, path = head.split(b" ", 2)[:2]
+        method = method.upper()
         body = await creader.readexactly(_content_length(head) or 0)
         self.counts["requests"] += 1
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        delay = self.latency + (self.rng.uniform(0, self.jitter) if self.jitter else 0.0)
+        if delay:
+            await asyncio.sleep(delay)
         ureader, uwriter = await asyncio.open_connection(*self.upstream)
         try:
             uwriter.write(head + body)
@@ -160,7 +170,10 @@ class SlowLink:
             out_head = _without_connection_close(rhead) if keep else rhead
             draw = self.rng.random()
             fault = "cut" if draw < self.cut else "stall" if draw < self.cut + self.stall else None
+            if self.match is not None and self.match.encode() not in path:
+                fault = None
             at = self.rng.randrange(length) if fault and length else None
+            self.log.append((method.decode(), path.decode(), fault if at is not None else None))
             sender = _Throttle(cwriter, self.bandwidth)
             await sender.send(out_head)
             if length is None:  # delimited by the upstream closing: pass through, then close
