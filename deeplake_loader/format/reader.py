@@ -26,6 +26,16 @@ SUPPORTED_HTYPES = {None, "generic", "image", "image.rgb", "image.gray", "class_
                     "keypoints_coco", "point", "instance_label", "intrinsics"}
 
 
+class _Fetched:
+    """Values read together (StorageProvider.get_many), served to read_json and the parsers."""
+
+    def __init__(self, values: dict):
+        self.values = values
+
+    def get_or_none(self, key):
+        return self.values.get(key)
+
+
 class TensorReader:
     """A tensor at the commit of ``version_state``. Rows are global sample indices (sequence
     tensors: sequence indices)."""
@@ -35,20 +45,20 @@ class TensorReader:
         self.links = links  # format.links.Links of the dataset, for link tensors
         base = version_state.key(key) + "/"
         self.meta_key = base + "tensor_meta.json"
-        self.meta = read_json(storage, self.meta_key, tensor=name)
-        self.info = read_json(storage, base + "tensor_info.json", tensor=name, default={})
-        self.enc = ChunkIdEncoder.parse(storage.get_or_none(base + "chunks_index/unsharded"),
-                                        tensor=name, key=base + "chunks_index/unsharded")
-        self.tiles = TileEncoder.parse(storage.get_or_none(base + "tiles_index/unsharded"),
-                                       tensor=name, key=base + "tiles_index/unsharded").entries
+        enc_key, tiles_key, seq_key, creds_key = (base + f + "/unsharded" for f in
+                                                  ("chunks_index", "tiles_index", "sequence_index", "creds_index"))
+        got = _Fetched(storage.get_many([self.meta_key, base + "tensor_info.json", enc_key, tiles_key, seq_key,
+                                         creds_key]))  # one round trip on remote stores
+        self.meta = read_json(got, self.meta_key, tensor=name)
+        self.info = read_json(got, base + "tensor_info.json", tensor=name, default={})
+        self.enc = ChunkIdEncoder.parse(got.get_or_none(enc_key), tensor=name, key=enc_key)
+        self.tiles = TileEncoder.parse(got.get_or_none(tiles_key), tensor=name, key=tiles_key).entries
         self.seq = None
         if self.meta.get("is_sequence"):
-            self.seq = SequenceEncoder.parse(storage.get_or_none(base + "sequence_index/unsharded"),
-                                             tensor=name, key=base + "sequence_index/unsharded")
+            self.seq = SequenceEncoder.parse(got.get_or_none(seq_key), tensor=name, key=seq_key)
         self.creds_table = None
         if self.is_link:
-            self.creds_table = parse_creds_index(storage.get_or_none(base + "creds_index/unsharded"),
-                                                 tensor=name, key=base + "creds_index/unsharded")
+            self.creds_table = parse_creds_index(got.get_or_none(creds_key), tensor=name, key=creds_key)
         self._validate()
         self._lru = lru if lru is not None else ChunkLRU()  # the dataset's memory cache of parsed chunks
 
@@ -534,18 +544,24 @@ class TensorReader:
                 out[p] = chunk.data[ranges[k, 0]:ranges[k, 1]]
         return out
 
+    @property
+    def fixed_shape(self):
+        """The one shape of every sample when the tensor stores them raw (or lz4-chunked) at a
+        fixed shape, so a column is one array; else None."""
+        fixed = (self.min_shape == self.max_shape and len(self.min_shape) and not self.is_text
+                 and self.seq is None and not self.tiles
+                 and self.sample_compression is None
+                 and self.chunk_compression in (None, "lz4") and 0 not in self.min_shape)
+        return tuple(self.min_shape) if fixed else None
+
     def column(self, rows=None):
         """Every row's value, reading each chunk once: one (N, *shape) array when the tensor has a
         fixed shape and is stored raw/lz4, else a list."""
         self.check_readable()
         rows = np.arange(len(self), dtype=np.int64) if rows is None else self._items(rows)
-        fixed = (self.min_shape == self.max_shape and len(self.min_shape) and not self.is_text
-                 and self.seq is None and not self.tiles
-                 and self.sample_compression is None
-                 and self.chunk_compression in (None, "lz4") and 0 not in self.min_shape)
-        if not fixed or self._remote_single(rows):
+        shape = self.fixed_shape
+        if shape is None or self._remote_single(rows):
             return self.read_many(rows)
-        shape = tuple(self.min_shape)
         dtype = self.dtype
         out = np.empty((len(rows),) + shape, dtype)
         per = int(np.prod(shape)) * dtype.itemsize

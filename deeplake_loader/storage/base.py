@@ -49,6 +49,10 @@ class StorageProvider:
         """Where key lives, for error messages."""
         return f"{self.root}/{key}"
 
+    def get_many(self, keys) -> dict:
+        """{key: value or None (missing)}; remote stores ask for them all at once."""
+        return {k: self.get_or_none(k) for k in keys}
+
     def put(self, key: str, data: bytes) -> None:
         raise NotImplementedError
 

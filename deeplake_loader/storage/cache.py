@@ -249,6 +249,9 @@ class CachingProvider(StorageProvider):
     def get(self, key: str) -> bytes:
         return self.inner.get(key)
 
+    def get_many(self, keys) -> dict:
+        return self.inner.get_many(keys)
+
     def put(self, key: str, data: bytes) -> None:
         self.inner.put(key, data)
 
