@@ -47,18 +47,17 @@ class TensorReader:
         self.meta_key = base + "tensor_meta.json"
         enc_key, tiles_key, seq_key, creds_key = (base + f + "/unsharded" for f in
                                                   ("chunks_index", "tiles_index", "sequence_index", "creds_index"))
-        got = _Fetched(storage.get_many([self.meta_key, base + "tensor_info.json", enc_key, tiles_key, seq_key,
-                                         creds_key]))  # one round trip on remote stores
-        self.meta = read_json(got, self.meta_key, tensor=name)
+        got = _Fetched(storage.get_many([self.meta_key, base + "tensor_info.json", enc_key, tiles_key]))
+        self.meta = read_json(got, self.meta_key, tensor=name)  # (one round trip on remote stores)
         self.info = read_json(got, base + "tensor_info.json", tensor=name, default={})
         self.enc = ChunkIdEncoder.parse(got.get_or_none(enc_key), tensor=name, key=enc_key)
         self.tiles = TileEncoder.parse(got.get_or_none(tiles_key), tensor=name, key=tiles_key).entries
         self.seq = None
         if self.meta.get("is_sequence"):
-            self.seq = SequenceEncoder.parse(got.get_or_none(seq_key), tensor=name, key=seq_key)
+            self.seq = SequenceEncoder.parse(storage.get_or_none(seq_key), tensor=name, key=seq_key)
         self.creds_table = None
         if self.is_link:
-            self.creds_table = parse_creds_index(got.get_or_none(creds_key), tensor=name, key=creds_key)
+            self.creds_table = parse_creds_index(storage.get_or_none(creds_key), tensor=name, key=creds_key)
         self._validate()
         self._lru = lru if lru is not None else ChunkLRU()  # the dataset's memory cache of parsed chunks
 
@@ -164,15 +163,15 @@ class TensorReader:
             compression.check_supported(c, tensor=self.name)
 
     # ------------------------------------------------------------------------------------ chunks
-    def load_chunk(self, name: str) -> Chunk:
+    def load_chunk(self, name: str, urgent: bool = False) -> Chunk:
         """The parsed chunk (from the memory cache, or read whole: storage.read_blob). Safe to call
-        from several threads (the loader's fetch window does)."""
+        from several threads (the loader's fetch window does; ``urgent``: it is waited for now)."""
         chunk = self._lru.get((self.key, name))
         if chunk is not None:
             return chunk
         key = self.vs.chunk_key(self.key, name)
         try:
-            buf = self.storage.read_blob(key)
+            buf = self.storage.read_blob(key, urgent=urgent)
         except KeyError:
             raise CorruptDatasetError("chunk file is missing", tensor=self.name, key=key) from None
         except RemoteReadError as e:

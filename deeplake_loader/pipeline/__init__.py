@@ -68,6 +68,9 @@ class Pipeline:
         if self.primary is None or not len(order):
             return
         prim = self.columns[self.primary]
+        for col in self.columns.values():
+            if col is not prim:
+                col.warm()
         reservoir, window_bytes = split_budget(int(cfg.buffer_size * 1e6), cfg.shuffle)
         steps = plan.steps(prim.reader, order, shuffle=cfg.shuffle, budget_bytes=reservoir,
                            seed=dl_random.stream("shuffle", epoch, rank))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 
 import numpy as np
 
@@ -48,6 +49,7 @@ class Column:
     def __init__(self, ds, name, method, transform):
         self.name, self.method = name, method
         self._full = None  # the whole column of a small fixed-shape tensor, once read (False: not one)
+        self._full_lock = threading.Lock()
         self.reader = ds._reader(name)
         r = self.reader
         r.check_readable()
@@ -76,17 +78,32 @@ class Column:
 
     def _whole_column(self):
         """The tensor's whole column as one array when it is small and of a fixed shape (read once,
-        at the first batch), else None."""
-        if self._full is None:
-            r, shape = self.reader, self.reader.fixed_shape
-            nbytes = len(r) * int(np.prod(shape or (0,))) * (r.dtype.itemsize if r.dtype is not None else 0)
-            self._full = False
-            if shape is not None and 0 < nbytes <= WHOLE_COLUMN_BYTES:
-                try:
-                    self._full = r.column()
-                except DeepLakeLoaderError:  # a damaged sample: read batch by batch, so the error
-                    pass                     # comes with the batch that holds it, if any does
-        return self._full if self._full is not False else None
+        at the first batch or by ``warm``), else None."""
+        with self._full_lock:
+            if self._full is None:
+                r, shape = self.reader, self.reader.fixed_shape
+                nbytes = len(r) * int(np.prod(shape or (0,))) * (r.dtype.itemsize if r.dtype is not None else 0)
+                self._full = False
+                if shape is not None and 0 < nbytes <= WHOLE_COLUMN_BYTES and not self.wants_bytes:
+                    try:
+                        self._full = r.column()
+                    except DeepLakeLoaderError:  # a damaged sample: read batch by batch, so the error
+                        pass                     # comes with the batch that holds it, if any does
+            return self._full if self._full is not False else None
+
+    def warm(self) -> None:
+        """Start reading the whole column on a short-lived thread (a remote dataset's labels are
+        then read while the first image chunk is), if it is one to read whole."""
+        if self._full is None and self.reader.storage.prefers_ranges:
+            threading.Thread(target=self._warm, daemon=True, name="deeplake_loader-warm").start()
+
+    def _warm(self):
+        try:
+            self._whole_column()
+        except Exception:  # noqa: BLE001 - the first batch reads it again and raises there
+            with self._full_lock:
+                if self._full is None:
+                    self._full = False
 
     def raw_from_chunk(self, chunk, rows, locals_):
         """The same, for rows of one already loaded chunk of this (primary) tensor: one bytes

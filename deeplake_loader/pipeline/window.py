@@ -6,13 +6,19 @@ next ones in flight on a few threads (``reader.load_chunk``: memory cache, then 
 ``read_blob`` — the on-disk cache or parallel range requests), bounded by
 
 * a count of chunk reads in flight: ``fetch_window`` of ``load()``, else
-  $DEEPLAKE_LOADER_FETCH_WINDOW, else sized from the link (``storage.linkstats``: the requests
-  Little's law asks for, divided by the requests one chunk takes); 2 for a local disk;
+  $DEEPLAKE_LOADER_FETCH_WINDOW, else Little's law on what is observed: a chunk read takes
+  ``t_fetch`` (the link's latency plus the chunk's size over its bandwidth: the fastest recent
+  read, i.e. one that did not queue behind others at a saturated server), the consumer spends
+  ``t_use`` on a chunk between two takes (median of recent ones, waits excluded), so
+  ``ceil(t_fetch / t_use) + 1`` reads in flight keep it fed. Before anything is measured: 2 on a
+  local disk, 4 on a remote store;
 * bytes: chunks read or being read and not yet taken. Without shuffle the budget is
   ``WINDOW_MB``; with shuffle it is an eighth of ``buffer_size``, taken off the reservoir's share
   (``split_budget``), so shuffle buffer + window stay within the buffer size the user gave.
 
-The first chunk not yet read is always admitted, whatever its size. ``take(name)`` waits for the
+The first chunk not yet read is always admitted, whatever its size. A read the consumer is
+already waiting for (the first of an epoch) is marked urgent: a remote store splits it into
+small parallel range requests. ``take(name)`` waits for the
 next chunk of the plan and returns it; a read error is raised there, naming the rows the chunk
 would have served. The window changes when chunks arrive, never which chunks the steps use or in
 what order: the rows an epoch yields, and their order, are the same for any window. A step the
@@ -24,13 +30,15 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections import deque
 
 from ..errors import RemoteReadError
 
 WINDOW_MB = 256
-LOCAL_AHEAD = 2  # chunk reads in flight on a local disk: one being used, one ahead
+START_LOCAL, START_REMOTE = 2, 4  # chunk reads in flight before any has been timed
 MAX_THREADS = 32
+_KEEP = 16  # recent timings the sizing looks at
 _ENV = "DEEPLAKE_LOADER_FETCH_WINDOW"
 
 
@@ -65,10 +73,10 @@ def split_budget(buffer_bytes: int, shuffle: bool):
 
 
 class _Entry:
-    __slots__ = ("name", "nbytes", "takes", "done", "chunk", "error")
+    __slots__ = ("name", "nbytes", "takes", "done", "chunk", "error", "urgent")
 
-    def __init__(self, name, nbytes):
-        self.name, self.nbytes, self.takes = name, nbytes, 1
+    def __init__(self, name, nbytes, urgent):
+        self.name, self.nbytes, self.takes, self.urgent = name, nbytes, 1, urgent
         self.done, self.chunk, self.error = False, None, None
 
 
@@ -90,6 +98,9 @@ class ChunkWindow:
         self._in_flight = 0
         self._bytes = 0
         self._seen_sizes: list = []
+        self._fetch_times: deque = deque(maxlen=_KEEP)  # seconds of whole chunk reads (not memory hits)
+        self._use_times: deque = deque(maxlen=_KEEP)  # consumer seconds per chunk, waits excluded
+        self._returned_at = None  # when take() last returned
         self._closed = False
         self.peak_in_flight = self.peak_bytes = 0  # for tests and benches
         self._fill()
@@ -106,16 +117,12 @@ class ChunkWindow:
         """Chunk reads to keep in flight now."""
         if self.fixed is not None:
             return self.fixed
-        storage = self.reader.storage
-        stats = storage.stats
-        if stats is None:
-            return LOCAL_AHEAD
-        per_chunk = storage.requests_for(self._typical_size())
-        return max(1, min(MAX_THREADS, math.ceil(stats.window() / per_chunk)))
-
-    def _typical_size(self) -> int:
-        seen = self._seen_sizes
-        return sum(seen) // len(seen) if seen else self._size(self.plan[0]) if self.plan else 1
+        with self._cv:
+            fetch, use = list(self._fetch_times), sorted(self._use_times)
+        if not fetch or not use:
+            return START_LOCAL if self.reader.storage.stats is None else START_REMOTE
+        t_use = max(use[len(use) // 2], 1e-4)
+        return max(1, min(MAX_THREADS, math.ceil(min(fetch) / t_use) + 1))
 
     # ------------------------------------------------------------------------- admission
     def _fill(self) -> None:
@@ -138,7 +145,7 @@ class ChunkWindow:
                 wanted_now = self._next_submit < self._next_take  # the chunk take() waits for
                 if busy and not wanted_now and (self._in_flight >= limit or self._bytes + size > self.max_bytes):
                     break
-                entry = _Entry(name, size)
+                entry = _Entry(name, size, urgent=self._next_submit <= self._next_take)  # take() waits for it
                 self._entries[name] = entry
                 self._bytes += size
                 self._in_flight += 1
@@ -163,11 +170,14 @@ class ChunkWindow:
                 if self._closed:
                     return
                 entry = self._jobs.popleft()
+            t0 = time.monotonic()
             try:
-                chunk, error = self.reader.load_chunk(entry.name), None
+                chunk, error = self.reader.load_chunk(entry.name, urgent=entry.urgent), None
             except BaseException as e:  # noqa: BLE001 - raised by take()
                 chunk, error = None, e
             with self._cv:
+                if chunk is not None and entry.nbytes:  # a read, not a memory-cache hit
+                    self._fetch_times.append(time.monotonic() - t0)
                 entry.chunk, entry.error, entry.done = chunk, error, True
                 self._in_flight -= 1
                 if chunk is not None:
@@ -185,7 +195,10 @@ class ChunkWindow:
     def take(self, name, rows=None):
         """The chunk ``name`` of the next step; steps skipped since the last take are released.
         ``rows``: the rows it serves, named by a read error."""
+        called = time.monotonic()
         with self._cv:
+            if self._returned_at is not None:
+                self._use_times.append(called - self._returned_at)
             pos = self._next_take
             while pos < len(self.plan) and self.plan[pos] != name:
                 pos += 1
@@ -203,6 +216,7 @@ class ChunkWindow:
                 self._cv.wait(0.1)
             self._release(entry)
         self._fill()
+        self._returned_at = time.monotonic()
         if entry.error is not None:
             raise self._named(entry.error, rows)
         return entry.chunk

@@ -32,18 +32,14 @@ class StorageProvider:
         except KeyError:
             return None
 
-    def read_blob(self, key: str, size: Optional[int] = None):
+    def read_blob(self, key: str, size: Optional[int] = None, urgent: bool = False):
         """The whole value at key, bytes-like (a chunk: remote stores read it as parallel ranges,
-        the chunk cache keeps it on disk). KeyError if missing."""
+        smaller ones when ``urgent``; the chunk cache keeps it on disk). KeyError if missing."""
         return self.get(key)
 
     def size_of(self, key: str) -> Optional[int]:
         """The value's size in bytes when known without reading it, else None."""
         return None
-
-    def requests_for(self, size: Optional[int]) -> int:
-        """How many requests read_blob makes for a value of ``size`` bytes."""
-        return 1
 
     def url(self, key: str) -> str:
         """Where key lives, for error messages."""

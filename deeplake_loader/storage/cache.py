@@ -219,14 +219,14 @@ class CachingProvider(StorageProvider):
     def url(self, key: str) -> str:
         return self.inner.url(key)
 
-    def read_blob(self, key: str, size: Optional[int] = None):
+    def read_blob(self, key: str, size: Optional[int] = None, urgent: bool = False):
         cache = self.cache
         st = self.inner.stat(key) if cache is not None else None
         if st is None:
-            return self.inner.read_blob(key, size)
+            return self.inner.read_blob(key, size, urgent)
         data = cache.get(key, st[1])
         if data is None:
-            data = self.inner.read_blob(key, st[0])
+            data = self.inner.read_blob(key, st[0], urgent)
             cache.put(key, st[1], data)
         return data
 
@@ -242,9 +242,6 @@ class CachingProvider(StorageProvider):
 
     def size_of(self, key: str) -> Optional[int]:
         return self.inner.size_of(key)
-
-    def requests_for(self, size: Optional[int]) -> int:
-        return self.inner.requests_for(size)
 
     def get(self, key: str) -> bytes:
         return self.inner.get(key)

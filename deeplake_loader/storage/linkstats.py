@@ -1,26 +1,26 @@
 """What the network to a remote store looks like, learnt from the requests made: per-request
-latency and per-connection bandwidth, and from them the size of range requests and how many to
-keep in flight.
+latency and per-connection bandwidth, and from them the size of the range requests a large chunk
+is split into.
 
 Each finished request reports (bytes, seconds). The latency is read from small requests (listings,
-chunk-header probes, small chunks), the bandwidth from large ones after taking the latency off.
-A request of P bytes then takes ``L + P / B``; the part size P makes the latency a small share of
-that (``4 * B * L``, within [2 MiB, 16 MiB]), and the number of requests in flight follows from
-Little's law: to move ``TARGET_RATE`` bytes/s with requests that each take ``L + P / B`` seconds,
-``TARGET_RATE * (L + P / B) / P`` of them must be open at once (within [2, MAX_REQUESTS]).
-``TARGET_RATE`` is the speed of a local disk (1 GB/s): the point is for a remote dataset to feed the
-loader as a disk would, and the fetch window's byte budget bounds the memory this takes.
+metadata, small chunks), the bandwidth of one connection from large ones after taking the
+latency off (a high quantile: requests that shared a saturated server ran slower than the link
+allows). A request of P bytes takes ``L + P / B``; the part size P keeps the latency a small share
+of that: ``8 * B * L``, within [8 MiB, 32 MiB]. Parts are not smaller: the fetch window already
+reads several chunks at once (pipeline/window.py), and every request costs CPU on both ends
+(signing, parsing, a server round); splitting pays off for chunks larger than a few parts. The
+exception is a read alone on an idle link (the first chunk of an epoch, which the loader waits
+for): it is split into parts of ``2 * B * L`` (at least 1 MiB) so that it arrives at several
+connections' speed.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import deque
 
-TARGET_RATE = 1e9
-MAX_REQUESTS = 64
-MIN_PART, MAX_PART = 2 << 20, 16 << 20
+MIN_PART, MAX_PART = 8 << 20, 32 << 20
+IDLE_PART = 1 << 20
 _SMALL, _LARGE = 128 << 10, 512 << 10
 
 
@@ -55,23 +55,17 @@ class LinkStats:
         if not large:
             return self._bandwidth0
         rates = sorted(n / max(s - lat, 1e-4) for n, s in large)
-        return rates[len(rates) // 2]
+        return rates[(3 * len(rates)) // 4]
 
-    def part_size(self) -> int:
-        """Bytes of one range request when a large object is split."""
-        p = 4 * self.bandwidth * self.latency
+    def part_size(self, alone: bool = False) -> int:
+        """Bytes of one range request when a large object is split (``alone``: no other read is
+        in flight)."""
+        if alone:
+            return int(max(IDLE_PART, 2 * self.bandwidth * self.latency))
+        p = 8 * self.bandwidth * self.latency
         return int(min(MAX_PART, max(MIN_PART, p)))
 
-    def requests(self, size: int) -> int:
-        """Range requests that reading ``size`` bytes takes."""
-        return max(1, math.ceil(size / self.part_size()))
-
-    def window(self) -> int:
-        """Requests to keep in flight."""
-        p = self.part_size()
-        seconds = self.latency + p / self.bandwidth
-        return int(min(MAX_REQUESTS, max(2, math.ceil(TARGET_RATE * seconds / p))))
 
     def __repr__(self):
         return (f"LinkStats(latency={self.latency * 1e3:.1f} ms, bandwidth={self.bandwidth / 1e6:.1f} MB/s, "
-                f"part={self.part_size() >> 10} KiB, window={self.window()})")
+                f"part={self.part_size() >> 10} KiB)")

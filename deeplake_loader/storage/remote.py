@@ -54,6 +54,7 @@ class FsspecProvider(StorageProvider):
         if s3 and hasattr(self.fs, "retries"):
             self.fs.retries = 1  # s3fs's documented class attribute: its loop would nest inside ours
         self._listings: dict = {}
+        self._reading = 0  # read_blob calls in flight
         self._lock = threading.Lock()
 
     def _path(self, key: str) -> str:
@@ -142,20 +143,24 @@ class FsspecProvider(StorageProvider):
         st = self.stat(key)
         return None if st is None else st[0]
 
-    def requests_for(self, size: Optional[int]) -> int:
-        return 1 if size is None else self.stats.requests(size)
-
-    def read_blob(self, key: str, size: Optional[int] = None):
-        """The whole value at key (bytes-like), as parallel range requests when it is large."""
+    def read_blob(self, key: str, size: Optional[int] = None, urgent: bool = False):
+        """The whole value at key (bytes-like), as parallel range requests when it is large; small
+        ones when it is ``urgent`` (waited for) or the only read in flight."""
         size = self.size_of(key) if size is None else size
         if size is None or not getattr(self.fs, "async_impl", False):
             return self.get(key)
         from fsspec.asyn import sync
 
+        with self._lock:
+            self._reading += 1
+            alone = urgent or self._reading == 1
         try:
-            return sync(self.fs.loop, self._read_parts, key, size, self.stats.part_size())
+            return sync(self.fs.loop, self._read_parts, key, size, self.stats.part_size(alone))
         except (FileNotFoundError, IsADirectoryError):
             raise KeyError(key) from None
+        finally:
+            with self._lock:
+                self._reading -= 1
 
     async def _read_parts(self, key: str, size: int, part: int):
         path, url = self._path(key), self.url(key)
@@ -163,19 +168,15 @@ class FsspecProvider(StorageProvider):
             return b""
         if size <= part:  # one request: its bytes as they come
             return await self._read_one(path, url, 0, size, size)
-        buf = bytearray(size)
-
-        async def one(start, end):
-            buf[start:end] = await self._read_one(path, url, start, end, size)
-
-        tasks = [asyncio.ensure_future(one(s, min(s + part, size))) for s in range(0, size, part)]
+        tasks = [asyncio.ensure_future(self._read_one(path, url, s, min(s + part, size), size))
+                 for s in range(0, size, part)]
         try:
-            await asyncio.gather(*tasks)
+            parts = await asyncio.gather(*tasks)
         finally:  # one part failed for good: stop the others
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        return buf
+        return b"".join(parts)
 
     async def _read_one(self, path, url, start, end, size):
         async def timed():

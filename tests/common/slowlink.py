@@ -48,6 +48,7 @@ class SlowLink:
         self.latency, self.bandwidth, self.cut, self.stall = latency, bandwidth, cut, stall
         self.jitter, self.match = jitter, match
         self.log: list = []
+        self.times: list = []  # when each logged response started
         self.rng = random.Random(seed)
         self.port = port
         self.counts = {"requests": 0, "cut": 0, "stalled": 0, "connections": 0}
@@ -174,6 +175,7 @@ class SlowLink:
                 fault = None
             at = self.rng.randrange(length) if fault and length else None
             self.log.append((method.decode(), path.decode(), fault if at is not None else None))
+            self.times.append(time.monotonic())
             sender = _Throttle(cwriter, self.bandwidth)
             await sender.send(out_head)
             if length is None:  # delimited by the upstream closing: pass through, then close
