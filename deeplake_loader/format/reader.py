@@ -163,15 +163,15 @@ class TensorReader:
             compression.check_supported(c, tensor=self.name)
 
     # ------------------------------------------------------------------------------------ chunks
-    def load_chunk(self, name: str, urgent: bool = False) -> Chunk:
-        """The parsed chunk (from the memory cache, or read whole: storage.read_blob). Safe to call
-        from several threads (the loader's fetch window does; ``urgent``: it is waited for now)."""
+    def load_chunk(self, name: str, parts=None) -> Chunk:
+        """The parsed chunk (from the memory cache, or read whole: storage.read_blob, in ``parts``
+        range requests if given). Safe to call from several threads (the loader's fetch window does)."""
         chunk = self._lru.get((self.key, name))
         if chunk is not None:
             return chunk
         key = self.vs.chunk_key(self.key, name)
         try:
-            buf = self.storage.read_blob(key, urgent=urgent)
+            buf = self.storage.read_blob(key, parts=parts)
         except KeyError:
             raise CorruptDatasetError("chunk file is missing", tensor=self.name, key=key) from None
         except RemoteReadError as e:

@@ -7,18 +7,19 @@ next ones in flight on a few threads (``reader.load_chunk``: memory cache, then 
 
 * a count of chunk reads in flight: ``fetch_window`` of ``load()``, else
   $DEEPLAKE_LOADER_FETCH_WINDOW, else Little's law on what is observed: a chunk read takes
-  ``t_fetch`` (the link's latency plus the chunk's size over its bandwidth: the fastest recent
-  read, i.e. one that did not queue behind others at a saturated server), the consumer spends
-  ``t_use`` on a chunk between two takes (median of recent ones, waits excluded), so
+  ``t_fetch`` (the link's latency plus the chunk's size over its bandwidth: a low quantile of
+  recent reads, i.e. ones that did not queue behind others at a saturated server), the consumer
+  spends ``t_use`` on a chunk between two takes (median of recent ones, waits excluded), so
   ``ceil(t_fetch / t_use) + 1`` reads in flight keep it fed. Before anything is measured: 2 on a
-  local disk, 4 on a remote store;
+  local disk, 4 on a remote store. When the byte budget holds fewer chunks than the requests
+  wanted, each chunk is read as several range requests so they add up (at most 8 per chunk and
+  32 in all);
 * bytes: chunks read or being read and not yet taken. Without shuffle the budget is
   ``WINDOW_MB``; with shuffle it is an eighth of ``buffer_size``, taken off the reservoir's share
   (``split_budget``), so shuffle buffer + window stay within the buffer size the user gave.
 
 The first chunk not yet read is always admitted, whatever its size. A read the consumer is
-already waiting for (the first of an epoch) is marked urgent: a remote store splits it into
-small parallel range requests. ``take(name)`` waits for the
+already waiting for (the first of an epoch) is split into 8 parallel range requests. ``take(name)`` waits for the
 next chunk of the plan and returns it; a read error is raised there, naming the rows the chunk
 would have served. The window changes when chunks arrive, never which chunks the steps use or in
 what order: the rows an epoch yields, and their order, are the same for any window. A step the
@@ -37,6 +38,9 @@ from ..errors import RemoteReadError
 
 WINDOW_MB = 256
 START_LOCAL, START_REMOTE = 2, 4  # chunk reads in flight before any has been timed
+URGENT_PARTS = 8  # range requests of a chunk the consumer already waits for
+MAX_PARTS = 8
+MAX_REQUESTS = 32  # requests in flight when chunks are split (each costs CPU on both ends)
 MAX_THREADS = 32
 _KEEP = 16  # recent timings the sizing looks at
 _ENV = "DEEPLAKE_LOADER_FETCH_WINDOW"
@@ -73,10 +77,10 @@ def split_budget(buffer_bytes: int, shuffle: bool):
 
 
 class _Entry:
-    __slots__ = ("name", "nbytes", "takes", "done", "chunk", "error", "urgent")
+    __slots__ = ("name", "nbytes", "takes", "done", "chunk", "error", "parts")
 
-    def __init__(self, name, nbytes, urgent):
-        self.name, self.nbytes, self.takes, self.urgent = name, nbytes, 1, urgent
+    def __init__(self, name, nbytes, parts):
+        self.name, self.nbytes, self.takes, self.parts = name, nbytes, 1, parts
         self.done, self.chunk, self.error = False, None, None
 
 
@@ -115,14 +119,28 @@ class ChunkWindow:
 
     def limit(self) -> int:
         """Chunk reads to keep in flight now."""
+        return self.sizing()[0]
+
+    def sizing(self):
+        """(chunk reads to keep in flight, range requests per chunk or None for the storage's own
+        choice). Requests wanted = ceil(t_fetch / t_use) + 1; when the byte budget holds fewer
+        chunks than that, each chunk is split so that the requests still add up."""
         if self.fixed is not None:
-            return self.fixed
+            return self.fixed, None
         with self._cv:
             fetch, use = list(self._fetch_times), sorted(self._use_times)
-        if not fetch or not use:
-            return START_LOCAL if self.reader.storage.stats is None else START_REMOTE
+        if not fetch or len(use) < 3:  # the first takes come while queues downstream fill: too fast
+            return (START_LOCAL if self.reader.storage.stats is None else START_REMOTE), None
         t_use = max(use[len(use) // 2], 1e-4)
-        return max(1, min(MAX_THREADS, math.ceil(min(fetch) / t_use) + 1))
+        t_fetch = sorted(fetch)[len(fetch) // 4]  # one connection's time for a whole chunk
+        wanted = math.ceil(t_fetch / t_use) + 1
+        seen = self._seen_sizes
+        fit = max(1, self.max_bytes // max(1, sum(seen) // len(seen))) if seen else MAX_THREADS
+        chunks = max(1, min(MAX_THREADS, wanted, fit))
+        parts = min(MAX_PARTS, math.ceil(wanted / chunks), MAX_REQUESTS // chunks)
+        if self.reader.storage.stats is None or parts <= 1:
+            return chunks, None
+        return chunks, parts
 
     # ------------------------------------------------------------------------- admission
     def _fill(self) -> None:
@@ -131,7 +149,7 @@ class ChunkWindow:
         with self._cv:
             if self._closed:
                 return
-            limit = self.limit()
+            limit, parts = self.sizing()
             while self._next_submit < len(self.plan):
                 name = self.plan[self._next_submit]
                 entry = self._entries.get(name)
@@ -145,7 +163,8 @@ class ChunkWindow:
                 wanted_now = self._next_submit < self._next_take  # the chunk take() waits for
                 if busy and not wanted_now and (self._in_flight >= limit or self._bytes + size > self.max_bytes):
                     break
-                entry = _Entry(name, size, urgent=self._next_submit <= self._next_take)  # take() waits for it
+                urgent = self._next_submit <= self._next_take  # take() waits for it
+                entry = _Entry(name, size, URGENT_PARTS if urgent and self.fixed is None else parts)
                 self._entries[name] = entry
                 self._bytes += size
                 self._in_flight += 1
@@ -172,12 +191,12 @@ class ChunkWindow:
                 entry = self._jobs.popleft()
             t0 = time.monotonic()
             try:
-                chunk, error = self.reader.load_chunk(entry.name, urgent=entry.urgent), None
+                chunk, error = self.reader.load_chunk(entry.name, parts=entry.parts), None
             except BaseException as e:  # noqa: BLE001 - raised by take()
                 chunk, error = None, e
             with self._cv:
-                if chunk is not None and entry.nbytes:  # a read, not a memory-cache hit
-                    self._fetch_times.append(time.monotonic() - t0)
+                if chunk is not None and entry.nbytes:  # a read, not a memory-cache hit: the time one
+                    self._fetch_times.append((time.monotonic() - t0) * (entry.parts or 1))  # connection takes
                 entry.chunk, entry.error, entry.done = chunk, error, True
                 self._in_flight -= 1
                 if chunk is not None:

@@ -32,9 +32,9 @@ class StorageProvider:
         except KeyError:
             return None
 
-    def read_blob(self, key: str, size: Optional[int] = None, urgent: bool = False):
-        """The whole value at key, bytes-like (a chunk: remote stores read it as parallel ranges,
-        smaller ones when ``urgent``; the chunk cache keeps it on disk). KeyError if missing."""
+    def read_blob(self, key: str, size: Optional[int] = None, parts: Optional[int] = None):
+        """The whole value at key, bytes-like (a chunk: remote stores read it as parallel range
+        requests, ``parts`` of them if given; the chunk cache keeps it on disk). KeyError if missing."""
         return self.get(key)
 
     def size_of(self, key: str) -> Optional[int]:

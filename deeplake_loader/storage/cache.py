@@ -219,14 +219,14 @@ class CachingProvider(StorageProvider):
     def url(self, key: str) -> str:
         return self.inner.url(key)
 
-    def read_blob(self, key: str, size: Optional[int] = None, urgent: bool = False):
+    def read_blob(self, key: str, size: Optional[int] = None, parts: Optional[int] = None):
         cache = self.cache
         st = self.inner.stat(key) if cache is not None else None
         if st is None:
-            return self.inner.read_blob(key, size, urgent)
+            return self.inner.read_blob(key, size, parts)
         data = cache.get(key, st[1])
         if data is None:
-            data = self.inner.read_blob(key, st[0], urgent)
+            data = self.inner.read_blob(key, st[0], parts)
             cache.put(key, st[1], data)
         return data
 

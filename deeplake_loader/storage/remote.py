@@ -18,7 +18,7 @@ from typing import Iterator, Optional
 
 from ..errors import RemoteReadError
 from .base import StorageProvider
-from .linkstats import LinkStats
+from .linkstats import IDLE_PART, LinkStats
 from .retry import RetryPolicy
 
 LISTING_RETRY_S = 30.0  # after a failed LIST, seconds before the folder is listed again
@@ -143,9 +143,10 @@ class FsspecProvider(StorageProvider):
         st = self.stat(key)
         return None if st is None else st[0]
 
-    def read_blob(self, key: str, size: Optional[int] = None, urgent: bool = False):
-        """The whole value at key (bytes-like), as parallel range requests when it is large; small
-        ones when it is ``urgent`` (waited for) or the only read in flight."""
+    def read_blob(self, key: str, size: Optional[int] = None, parts: Optional[int] = None):
+        """The whole value at key (bytes-like), as parallel range requests: ``parts`` of them (each
+        at least 1 MiB) if given, else of the link's part size (small ones when it is the only
+        read in flight)."""
         size = self.size_of(key) if size is None else size
         if size is None or not getattr(self.fs, "async_impl", False):
             return self.get(key)
@@ -153,9 +154,10 @@ class FsspecProvider(StorageProvider):
 
         with self._lock:
             self._reading += 1
-            alone = urgent or self._reading == 1
+            alone = self._reading == 1
+        part = max(IDLE_PART, -(-size // parts)) if parts else self.stats.part_size(alone)
         try:
-            return sync(self.fs.loop, self._read_parts, key, size, self.stats.part_size(alone))
+            return sync(self.fs.loop, self._read_parts, key, size, part)
         except (FileNotFoundError, IsADirectoryError):
             raise KeyError(key) from None
         finally:

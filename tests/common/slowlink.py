@@ -37,7 +37,7 @@ import threading
 import time
 from urllib.parse import urlparse
 
-_PIECE = 64 * 1024
+_PIECE = 256 << 10  # bytes read from the upstream at a time
 
 
 class SlowLink:
@@ -156,7 +156,7 @@ class SlowLink:
         delay = self.latency + (self.rng.uniform(0, self.jitter) if self.jitter else 0.0)
         if delay:
             await asyncio.sleep(delay)
-        ureader, uwriter = await asyncio.open_connection(*self.upstream)
+        ureader, uwriter = await asyncio.open_connection(*self.upstream, limit=4 * _PIECE)
         try:
             uwriter.write(head + body)
             await uwriter.drain()

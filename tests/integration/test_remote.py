@@ -250,3 +250,20 @@ def test_memory_cache_is_bounded_by_bytes(moto_s3, remote_rows):
     with ds.dataloader().batch(16).pytorch() as loader:
         assert _rows(_epochs(loader)) == list(range(N))
     assert ds._shared["lru"].nbytes <= 10_000
+
+
+def test_enable_local_cache_hook(moto_s3, remote_rows, tmp_path, monkeypatch):
+    """The hook behind ds.pytorch(use_local_cache=True): turns the chunk cache on for a remote
+    dataset loaded without local_cache_size (so the next epoch reads from disk); nothing to do for
+    a local dataset."""
+    import deeplake_loader as dl
+
+    monkeypatch.setenv("DEEPLAKE_LOADER_CACHE_DIR", str(tmp_path / "cache"))
+    ds = dl.load(remote_rows, read_only=True, creds=moto_s3.creds())
+    assert ds.storage.cache is None
+    assert ds._enable_local_cache(8) is True and ds.storage.cache.limit == 8_000_000
+    with ds.dataloader().batch(16).pytorch() as loader:
+        assert _rows(_epochs(loader)) == list(range(N))
+    assert 0 < ds.storage.cache.size() <= 8_000_000
+    local = dl.load(write_row_dataset(tmp_path / "local", 3), read_only=True)
+    assert local._enable_local_cache() is False

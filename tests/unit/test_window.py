@@ -28,7 +28,7 @@ class SlowDisk(LocalProvider):
         self.now = self.peak = 0
         self.failing = set(failing)
 
-    def read_blob(self, key, size=None, urgent=False):
+    def read_blob(self, key, size=None, parts=None):
         with self.lock:
             self.now += 1
             self.peak = max(self.peak, self.now)
@@ -38,7 +38,7 @@ class SlowDisk(LocalProvider):
             if key in self.failing:
                 raise RemoteReadError(f"reading '{self.url(key)}' failed after 6 attempts", url=self.url(key),
                                       attempts=6)
-            return super().read_blob(key, size, urgent)
+            return super().read_blob(key, size, parts)
         finally:
             with self.lock:
                 self.now -= 1
