@@ -216,6 +216,10 @@ class CachingProvider(StorageProvider):
     def fs(self):
         return self.inner.fs
 
+    @property
+    def retry(self):
+        return self.inner.retry
+
     def url(self, key: str) -> str:
         return self.inner.url(key)
 

@@ -96,8 +96,13 @@ class RetryPolicy:
         """The most time the backoff waits add up to (not counting the attempts themselves)."""
         return sum(min(self.cap, self.base * 2 ** k) for k in range(self.attempts - 1))
 
-    def _spent(self, failures, started) -> bool:
-        return failures >= self.attempts or time.monotonic() - started >= self.deadline
+    def _another_try(self, exc, failures, started, url) -> None:
+        """Called in the except block of a failed try: re-raises what retrying cannot fix, raises
+        RemoteReadError when the tries or the deadline are spent, else returns (wait, try again)."""
+        if not transient(exc):
+            raise exc
+        if failures >= self.attempts or time.monotonic() - started >= self.deadline:
+            raise self._error(url, failures, started, exc) from exc
 
     @staticmethod
     def _error(url, failures, started, exc) -> RemoteReadError:
@@ -112,12 +117,9 @@ class RetryPolicy:
         while True:
             try:
                 return fn()
-            except Exception as e:  # noqa: BLE001 - classified below
+            except Exception as e:  # noqa: BLE001 - classified by _another_try
                 failures += 1
-                if not transient(e):
-                    raise
-                if self._spent(failures, started):
-                    raise self._error(url, failures, started, e) from e
+                self._another_try(e, failures, started, url)
             time.sleep(self.wait(failures))
 
     async def acall(self, make_coro, url: str):
@@ -126,10 +128,7 @@ class RetryPolicy:
         while True:
             try:
                 return await make_coro()
-            except Exception as e:  # noqa: BLE001 - classified below
+            except Exception as e:  # noqa: BLE001 - classified by _another_try
                 failures += 1
-                if not transient(e):
-                    raise
-                if self._spent(failures, started):
-                    raise self._error(url, failures, started, e) from e
+                self._another_try(e, failures, started, url)
             await asyncio.sleep(self.wait(failures))
