@@ -96,19 +96,22 @@ def slice_bytes(const uint8_t[::1] buf not None, const int64_t[:, ::1] ranges no
         if s < 0 or e < s or e > size:
             raise ValueError(f"range {i} [{s}, {e}) is outside the {size}-byte buffer")
     out = [None] * n
-    cdef char** dst = <char**>malloc(max(n, 1) * sizeof(char*))
+    if n == 0:
+        return out
+    cdef char** dst = <char**>malloc(n * sizeof(char*))
     if dst == NULL:
         raise MemoryError()
     cdef const uint8_t* src = &buf[0] if size > 0 else NULL
+    cdef const int64_t* r = &ranges[0, 0]  # checked above: plain pointers in the nogil loop
     try:
         for i in range(n):
-            b = PyBytes_FromStringAndSize(NULL, ranges[i, 1] - ranges[i, 0])
+            b = PyBytes_FromStringAndSize(NULL, r[2 * i + 1] - r[2 * i])
             dst[i] = PyBytes_AS_STRING(b)
             out[i] = b
         with nogil:
             for i in range(n):
-                if ranges[i, 1] > ranges[i, 0]:
-                    memcpy(dst[i], src + ranges[i, 0], ranges[i, 1] - ranges[i, 0])
+                if r[2 * i + 1] > r[2 * i]:
+                    memcpy(dst[i], src + r[2 * i], r[2 * i + 1] - r[2 * i])
     finally:
         free(dst)
     return out

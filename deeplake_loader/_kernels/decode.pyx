@@ -347,7 +347,8 @@ def image_infos(buffers):
     (with ``position``) for the first sample that is not a readable JPEG/PNG header."""
     cdef _Inputs inp = _Inputs(buffers)
     cdef int n = inp.n, i, codec, h, w, c, bpc
-    cdef cnp.ndarray[cnp.int64_t, ndim=2] out = np.zeros((n, 5), np.int64)
+    out = np.zeros((n, 5), np.int64)
+    cdef int64_t* o = <int64_t*>cnp.PyArray_DATA(out)
     cdef int* status = <int*>malloc(max(n, 1) * sizeof(int))
     cdef char* msgs = <char*>calloc(max(n, 1), DL_MSG_LEN)
     cdef _Contexts ctxs = None
@@ -371,11 +372,11 @@ def image_infos(buffers):
                           else b"unknown signature (neither JPEG nor PNG)")
                     status[i] = DL_ERR_FORMAT
                     codec = 0
-                out[i, 0] = codec
-                out[i, 1] = h
-                out[i, 2] = w
-                out[i, 3] = c
-                out[i, 4] = bpc
+                o[5 * i] = codec
+                o[5 * i + 1] = h
+                o[5 * i + 2] = w
+                o[5 * i + 3] = c
+                o[5 * i + 4] = bpc
         for i in range(n):
             if status[i] != DL_OK:
                 err = DecodeError(f"{_KIND.get(status[i], 'decode failed')}: "
