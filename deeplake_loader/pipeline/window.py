@@ -271,8 +271,9 @@ class ChunkWindow:
             self._jobs.clear()
             self._entries.clear()
             self._cv.notify_all()
-        for t in self._threads:
-            t.join(timeout=5)
+        deadline = time.monotonic() + 5  # a read in progress ends within its retry policy's bound;
+        for t in self._threads:          # idle threads end now
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
 
     def __enter__(self):
