@@ -9,7 +9,8 @@ next ones in flight on a few threads (``reader.load_chunk``: memory cache, then 
   $DEEPLAKE_LOADER_FETCH_WINDOW, else Little's law on what is observed: a chunk read takes
   ``t_fetch`` (the link's latency plus the chunk's size over its bandwidth: a low quantile of
   recent reads, i.e. ones that did not queue behind others at a saturated server), the consumer
-  spends ``t_use`` on a chunk between two takes (median of recent ones, waits excluded), so
+  spends ``t_use`` on a chunk between two takes (median of recent ones, waits excluded, the
+  first three left out: they come while the queues downstream fill), so
   ``ceil(t_fetch / t_use) + 1`` reads in flight keep it fed. Before anything is measured: 2 on a
   local disk, 4 on a remote store. When the byte budget holds fewer chunks than the requests
   wanted, each chunk is read as several range requests so they add up (at most 8 per chunk and
@@ -41,6 +42,7 @@ START_LOCAL, START_REMOTE = 2, 4  # chunk reads in flight before any has been ti
 URGENT_PARTS = 8  # range requests of a chunk the consumer already waits for
 MAX_PARTS = 8
 MAX_REQUESTS = 32  # requests in flight when chunks are split (each costs CPU on both ends)
+WARM_TAKES = 3  # the first takes come while the queues downstream fill: too fast to tell the pace
 MAX_THREADS = 32
 _KEEP = 16  # recent timings the sizing looks at
 _ENV = "DEEPLAKE_LOADER_FETCH_WINDOW"
@@ -77,10 +79,10 @@ def split_budget(buffer_bytes: int, shuffle: bool):
 
 
 class _Entry:
-    __slots__ = ("name", "nbytes", "takes", "done", "chunk", "error", "parts")
+    __slots__ = ("name", "nbytes", "takes", "done", "chunk", "error", "parts", "urgent")
 
-    def __init__(self, name, nbytes, parts):
-        self.name, self.nbytes, self.takes, self.parts = name, nbytes, 1, parts
+    def __init__(self, name, nbytes, parts, urgent):
+        self.name, self.nbytes, self.takes, self.parts, self.urgent = name, nbytes, 1, parts, urgent
         self.done, self.chunk, self.error = False, None, None
 
 
@@ -105,6 +107,7 @@ class ChunkWindow:
         self._fetch_times: deque = deque(maxlen=_KEEP)  # seconds of whole chunk reads (not memory hits)
         self._use_times: deque = deque(maxlen=_KEEP)  # consumer seconds per chunk, waits excluded
         self._returned_at = None  # when take() last returned
+        self._takes = 0
         self._closed = False
         self.peak_in_flight = self.peak_bytes = 0  # for tests and benches
         self._fill()
@@ -129,7 +132,7 @@ class ChunkWindow:
             return self.fixed, None
         with self._cv:
             fetch, use = list(self._fetch_times), sorted(self._use_times)
-        if not fetch or len(use) < 3:  # the first takes come while queues downstream fill: too fast
+        if not fetch or len(use) < 2:
             return (START_LOCAL if self.reader.storage.stats is None else START_REMOTE), None
         t_use = max(use[len(use) // 2], 1e-4)
         t_fetch = sorted(fetch)[len(fetch) // 4]  # one connection's time for a whole chunk
@@ -164,7 +167,7 @@ class ChunkWindow:
                 if busy and not wanted_now and (self._in_flight >= limit or self._bytes + size > self.max_bytes):
                     break
                 urgent = self._next_submit <= self._next_take  # take() waits for it
-                entry = _Entry(name, size, URGENT_PARTS if urgent and self.fixed is None else parts)
+                entry = _Entry(name, size, URGENT_PARTS if urgent and self.fixed is None else parts, urgent)
                 self._entries[name] = entry
                 self._bytes += size
                 self._in_flight += 1
@@ -195,8 +198,9 @@ class ChunkWindow:
             except BaseException as e:  # noqa: BLE001 - raised by take()
                 chunk, error = None, e
             with self._cv:
-                if chunk is not None and entry.nbytes:  # a read, not a memory-cache hit: the time one
-                    self._fetch_times.append((time.monotonic() - t0) * (entry.parts or 1))  # connection takes
+                if chunk is not None and entry.nbytes and not entry.urgent:  # a read, not a
+                    # memory-cache hit nor a split-up urgent one: the time one connection would take
+                    self._fetch_times.append((time.monotonic() - t0) * (entry.parts or 1))
                 entry.chunk, entry.error, entry.done = chunk, error, True
                 self._in_flight -= 1
                 if chunk is not None:
@@ -216,7 +220,8 @@ class ChunkWindow:
         ``rows``: the rows it serves, named by a read error."""
         called = time.monotonic()
         with self._cv:
-            if self._returned_at is not None:
+            self._takes += 1
+            if self._returned_at is not None and self._takes > WARM_TAKES:
                 self._use_times.append(called - self._returned_at)
             pos = self._next_take
             while pos < len(self.plan) and self.plan[pos] != name:
