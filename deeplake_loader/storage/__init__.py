@@ -57,7 +57,8 @@ def storage_for(path, creds=None, local_cache_size=0, **storage_options) -> Stor
         return path
     path = str(path)
     storage_options = {**options_from_creds(path, creds),
-                       **{k: v for k, v in storage_options.items() if k not in DEEPLAKE_ONLY}}
+                       **{k: v for k, v in storage_options.items()
+                          if k not in DEEPLAKE_ONLY and k != "fetch_window"}}  # that one is load()'s
     if path.startswith("hub://"):
         raise HubPathError(
             f"'{path}' is a Deep Lake hub dataset, served by Activeloop's service, which "
