@@ -25,6 +25,7 @@ from .collate import assembler
 from .config import LoaderConfig
 from .fetch import Column, Decoder
 from .memory import BufferPool
+from .window import ChunkWindow, split_budget
 
 __all__ = ["LoaderConfig", "Pipeline", "plan"]
 
@@ -66,32 +67,44 @@ class Pipeline:
             yield rows, {name: self.decoder.column(col, raw[name], rows, rng) for name, col in self.columns.items()}
 
     def _raw_batches(self, sched):
-        """Fetch stage: the schedule's steps, one load per chunk of the primary tensor; yields (rows,
-        {tensor: stored bytes or values}) per batch."""
+        """Fetch stage: the schedule's steps, one load per chunk of the primary tensor (read ahead by
+        the fetch window); yields (rows, {tensor: stored bytes or values}) per batch."""
+        cfg = self.cfg
         order = sched.order
         if self.primary is None or not len(order):
             return
+        prim = self.columns[self.primary]
+        for col in self.columns.values():
+            if col is not prim:
+                col.warm()
+        steps = sched.steps
+        names = [] if prim.reader.tiles else [name for name, positions, _ in steps if name is not None and len(positions)]
+        window_bytes = split_budget(int(cfg.buffer_size * 1e6), cfg.shuffle)[1]
         pending, ready = {}, []
         sizes = sched.batch_sizes()
         need = next(sizes, None)
-        for name, positions, emitted in sched.steps:
-            if name is not None and len(positions):
-                pending.update(self._load(name, order, positions))
-            ready.extend(emitted.tolist())
-            while need is not None and len(ready) >= need:
-                yield self._gather(order, ready[:need], pending, sched)
-                ready = ready[need:]
-                need = next(sizes, None)
+        with ChunkWindow(prim.reader, names, max_bytes=window_bytes,
+                         window=cfg.dataset._shared.get("fetch_window")) as chunks:
+            for name, positions, emitted in steps:
+                if name is not None and len(positions):
+                    pending.update(self._load(name, order, positions, chunks))
+                ready.extend(emitted.tolist())
+                while need is not None and len(ready) >= need:
+                    yield self._gather(order, ready[:need], pending, sched)
+                    ready = ready[need:]
+                    need = next(sizes, None)
 
-    def _load(self, name, order, positions):
-        """(position, stored bytes or value) of the rows at ``positions``, all in chunk ``name``."""
+    def _load(self, name, order, positions, chunks=None):
+        """(position, stored bytes or value) of the rows at ``positions``, all in chunk ``name``
+        (taken from the fetch window ``chunks``, or read now: a resumed epoch's deferred chunk)."""
         prim = self.columns[self.primary]
         rows = order[positions]
         if prim.reader.tiles:
             values = prim.raw(rows)
         else:
             _, locals_ = prim.reader.enc.locate(rows)
-            values = prim.raw_from_chunk(prim.reader.load_chunk(name), rows, locals_)
+            chunk = chunks.take(name, rows) if chunks is not None else prim.reader.load_chunk(name)
+            values = prim.raw_from_chunk(chunk, rows, locals_)
         return zip(positions.tolist(), values)
 
     def _gather(self, order, positions, pending, sched):

@@ -125,7 +125,10 @@ def epoch_order(cfg, epoch: int, rank: int | None = None, world_size: int | None
 def fetch_steps(cfg, reader, order: np.ndarray, epoch: int, rank: int, *more: int):
     """``steps`` of the chain's shuffle setting for one rank's ``order`` (``more``: extra seed
     coordinates, for the orders of an elastic resume)."""
-    return steps(reader, order, shuffle=cfg.shuffle, budget_bytes=int(cfg.buffer_size * 1e6),
+    from .window import split_budget  # the fetch window's bytes come out of the shuffle buffer's
+
+    reservoir = split_budget(int(cfg.buffer_size * 1e6), cfg.shuffle)[0]
+    return steps(reader, order, shuffle=cfg.shuffle, budget_bytes=reservoir,
                  seed=dl_random.stream("shuffle", epoch, rank, 0, *more, root=cfg.seed))
 
 
