@@ -3,7 +3,8 @@
 
 Every chain call validates its arguments and returns a new loader; the old one is unchanged.
 Iterating builds (once) a ``pipeline.Pipeline`` from the frozen ``LoaderConfig`` and converts its
-batches for the chosen framework.
+batches for the chosen framework. ``state_dict()`` / ``load_state_dict()`` save and restore the
+loader's place mid-epoch (``pipeline/state.py``).
 """
 
 from __future__ import annotations
@@ -212,16 +213,34 @@ class _LoaderBase:
 
     def __iter__(self):
         from .iterators import converter_for
+        from .pipeline import state
 
-        pipe = self._get_pipeline()
         convert = converter_for(self._config)
+        batches = state.track(self)
         if self._config.progressbar:
             from .progress import bar
 
-            yield from bar(map(convert, pipe), len(self), self._config.dataset.path)
+            yield from bar(map(convert, batches), len(self), self._config.dataset.path)
             return
-        for batch in pipe:
+        for batch in batches:
             yield convert(batch)
+
+    def state_dict(self) -> dict:
+        """Where this loader is (epoch, batches handed out in it, root seed, a fingerprint of dataset,
+        version and chain): small and JSON-serialisable. Mid-epoch, the next batch after a
+        ``load_state_dict`` of it is the one after the last batch handed out; after an epoch's
+        last batch, the next epoch's first."""
+        from .pipeline import state
+
+        return state.save(self)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Continue from ``state_dict`` at the next ``iter()``: the rest of that epoch and every
+        later one as the uninterrupted run yields them. A state of another dataset, version or
+        chain raises ``StateMismatchError`` naming what differs."""
+        from .pipeline import state
+
+        state.load(self, state_dict)
 
     def tf_dataset(self):
         """A tf.data.Dataset of this loader's batches (for model.fit)."""

@@ -32,17 +32,38 @@ def exists(path, **storage_options) -> bool:
 
 
 def load(path, read_only=None, *, branch: str = "main", commit: str | None = None, creds=None,
-         verbose=False, **storage_options) -> "Dataset":
+         verbose=False, memory_cache_size=None, local_cache_size=0, fetch_window=None,
+         **storage_options) -> "Dataset":
     """Open an existing dataset at the head of ``branch`` or at ``commit``. ``creds``: deeplake's
     credentials dict for s3:// (aws_access_key_id, aws_secret_access_key, aws_session_token,
     endpoint_url, aws_region, profile_name) or a GCS token; further keyword arguments go to fsspec,
-    and deeplake's cache/lock/account arguments (token, access_method, ...) are accepted and
-    have no effect."""
-    storage = storage_for(path, creds=creds, **storage_options)
+    and deeplake's lock/account arguments (token, access_method, ...) are accepted and have no
+    effect. As in deeplake, ``memory_cache_size`` (MB, default 256 here) bounds the in-memory chunk
+    cache and ``local_cache_size`` (MB, default 0: off) the on-disk cache of a remote dataset's
+    chunks (storage/cache.py). ``fetch_window``: the loader's chunk requests in flight (default:
+    sized from the link's latency and bandwidth, or $DEEPLAKE_LOADER_FETCH_WINDOW; 1 = one at a
+    time); ``retries``: tries of one remote read (default 6, or $DEEPLAKE_LOADER_RETRIES)."""
+    from .format.chunk_lru import DEFAULT_MB, ChunkLRU
+    from .pipeline.window import check_window
+
+    lru = ChunkLRU(DEFAULT_MB if memory_cache_size is None else memory_cache_size)
+    fetch_window = check_window(fetch_window)
+    storage = storage_for(path, creds=creds, local_cache_size=local_cache_size, **storage_options)
     if not _exists(storage):
         raise DatasetNotFoundError(str(path))
     return Dataset(storage, str(path), VersionState(storage, branch=branch, commit=commit),
-                   read_only=bool(read_only))
+                   read_only=bool(read_only), _shared=_shared_state(lru=lru, fetch_window=fetch_window))
+
+
+def _shared_state(**extra) -> dict:
+    """State shared by every view/group of one opened dataset."""
+    from .format.chunk_lru import ChunkLRU
+
+    state = {"readers": {}, "writer": None, "meta": None, "info": None, "depth": 0, "lru": None, "fetch_window": None}
+    state.update(extra)
+    if state["lru"] is None:
+        state["lru"] = ChunkLRU()
+    return state
 
 
 def empty(path, overwrite: bool = False, **storage_options) -> "Dataset":
@@ -127,9 +148,7 @@ class Dataset:
         self.storage, self.path, self.version_state = storage, path, version_state
         self.read_only = read_only
         self.index_rows, self._scalar, self._group = index_rows, scalar, group
-        # state shared by every view/group of one opened dataset
-        self._shared = _shared if _shared is not None else {"readers": {}, "writer": None, "meta": None,
-                                                            "info": None, "depth": 0}
+        self._shared = _shared if _shared is not None else _shared_state()
 
     # ------------------------------------------------------------------------------- structure
     @property
@@ -192,8 +211,18 @@ class Dataset:
         """Pickled (e.g. for worker processes) without this process's caches: readers, with their
         loaded chunks, are made again where the copy is used."""
         state = dict(self.__dict__)
-        state["_shared"] = {**self._shared, "readers": {}, "writer": None}
+        lru = self._shared.get("lru")
+        state["_shared"] = {**self._shared, "readers": {}, "writer": None, "links": None, "lru": None,
+                            "lru_mb": None if lru is None else lru.limit / 1e6}
         return state
+
+    def __setstate__(self, state):
+        from .format.chunk_lru import ChunkLRU
+
+        shared = state["_shared"]
+        mb = shared.pop("lru_mb", None)
+        shared["lru"] = ChunkLRU() if mb is None else ChunkLRU(mb)  # an empty cache of the same size
+        self.__dict__.update(state)
 
     def _reader(self, name: str) -> TensorReader:
         """The reader of tensor ``name`` (relative to this group), cached per opened dataset."""
@@ -205,8 +234,22 @@ class Dataset:
             if full not in names:
                 raise TensorDoesNotExistError(name, list(self.tensors))
             readers[full] = TensorReader(self.storage, self.version_state, full, names[full],
-                                         links=self._links())
+                                         lru=self._shared["lru"], links=self._links())
         return readers[full]
+
+    def _enable_local_cache(self, size_mb=None) -> bool:
+        """Turn on the on-disk chunk cache of a remote dataset (the hook behind
+        ``ds.pytorch(use_local_cache=True)``): ``size_mb`` MB, else the dataset's
+        ``local_cache_size`` if it has one, else storage.cache.USE_LOCAL_CACHE_MB. False (nothing
+        to do) for local and in-memory datasets."""
+        from .storage.cache import USE_LOCAL_CACHE_MB, CachingProvider
+
+        if not isinstance(self.storage, CachingProvider):
+            return False
+        if size_mb is None:
+            size_mb = USE_LOCAL_CACHE_MB if self.storage.cache is None else self.storage.cache.limit / 1e6
+        self.storage.enable(size_mb)
+        return True
 
     def _links(self):
         if self._shared.get("links") is None:
@@ -325,6 +368,8 @@ class Dataset:
         self._shared["meta"] = None
         for name in changed:
             self._shared["readers"].pop(name, None)
+        if changed:
+            self._shared["lru"].clear()  # a flush may have rewritten a tail chunk
         self.version_state.forget_chunk_sets()
 
     def _maybe_flush(self):
@@ -370,6 +415,7 @@ class Dataset:
         self.flush()
         commit_id = self._writer().commit(message)
         self._shared["readers"].clear()
+        self._shared["lru"].clear()
         self._shared["meta"] = None
         self._shared["info"] = None
         return commit_id

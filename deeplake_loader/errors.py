@@ -107,3 +107,55 @@ class TransformError(DeepLakeLoaderError, RuntimeError):
         if traceback_text:
             msg += "\n\nOriginal traceback:\n" + traceback_text.rstrip()
         super().__init__(msg)
+
+
+class StateMismatchError(DeepLakeLoaderError, ValueError):
+    """load_state_dict got a state saved by another loader: a different dataset, version or chain.
+    ``components`` lists each difference (what, saved, now)."""
+
+    def __init__(self, message: str, *, components=()):
+        self.components = list(components)
+        super().__init__(message)
+
+
+class RemoteReadError(DeepLakeLoaderError, OSError):
+    """Reading from remote storage failed after every retry (or with an error that retrying cannot
+    fix). Names the URL and, once the loader knows them, the tensor, the chunk and the rows the
+    read would have served, then the last underlying error (also its ``__cause__``)."""
+
+    def __init__(self, message: str, *, url=None, attempts=None, tensor=None, chunk=None, rows=None, detail=""):
+        self.url, self.attempts, self.tensor, self.chunk, self.rows = url, attempts, tensor, chunk, rows
+        self.message, self.detail = message, detail
+        parts = []
+        if tensor is not None:
+            parts.append(f"tensor '{tensor}'")
+        if chunk is not None:
+            parts.append(f"chunk '{chunk}'")
+        if rows is not None and len(rows):
+            parts.append(f"rows {_rows_text(rows)}")
+        text = f"{message} ({', '.join(parts)})" if parts else message
+        super().__init__(f"{text}; {detail}" if detail else text)
+
+    def naming(self, *, tensor=None, chunk=None, rows=None) -> "RemoteReadError":
+        """The same error, also naming the tensor / chunk / rows (fields already set are kept)."""
+        err = RemoteReadError(self.message, url=self.url, attempts=self.attempts,
+                              tensor=self.tensor if self.tensor is not None else tensor,
+                              chunk=self.chunk if self.chunk is not None else chunk,
+                              rows=self.rows if self.rows is not None else rows, detail=self.detail)
+        err.__cause__ = self.__cause__
+        return err
+
+    def __reduce__(self):  # keeps the fields across worker processes
+        return (_remote_read_error, (self.message, self.url, self.attempts, self.tensor, self.chunk, self.rows,
+                                     self.detail))
+
+
+def _remote_read_error(message, url, attempts, tensor, chunk, rows, detail):
+    return RemoteReadError(message, url=url, attempts=attempts, tensor=tensor, chunk=chunk, rows=rows, detail=detail)
+
+
+def _rows_text(rows) -> str:
+    rows = [int(r) for r in rows]
+    if len(rows) <= 8:
+        return ", ".join(map(str, rows))
+    return f"{', '.join(map(str, rows[:6]))}, ... {rows[-1]} ({len(rows)} rows)"

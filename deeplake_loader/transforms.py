@@ -27,6 +27,8 @@ import numbers
 
 import numpy as np
 
+from . import random as dl_random
+
 __all__ = ["RandomResizedCrop"]
 
 
@@ -61,7 +63,10 @@ class RandomResizedCrop:
         ratio: (min, max) aspect ratio (width / height) of the crop, sampled log-uniformly.
         hflip: False, True (p = 0.5), or a probability of a horizontal flip after the resize.
         interpolation: "bilinear" (also PIL.Image.BILINEAR / InterpolationMode.BILINEAR).
-        seed: seed of the generator used when ``plan``/``__call__`` get no ``rng``.
+        seed: seed of the generator used when ``plan``/``__call__`` get no ``rng`` outside the
+            loader. Inside the loader (fused or not, in the calling process or a worker) the draws
+            come from the batch's own stream, seeded by (epoch, rank, batch), so every batch's
+            boxes and flips are the same after a resume (``deeplake_loader.random``).
     """
 
     def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), hflip=False,
@@ -91,7 +96,9 @@ class RandomResizedCrop:
     def plan(self, height: int, width: int, rng=None):
         """``(y, x, h, w, flip)`` for an image of ``height`` x ``width`` (torchvision's
         RandomResizedCrop.get_params, then a flip draw when hflip > 0)."""
-        rng = self._rng if rng is None else rng
+        if rng is None:  # inside the loader: the batch's own stream (random.batch_scope), so resumes repeat it
+            scoped = dl_random.scoped_generator()
+            rng = self._rng if scoped is None else scoped
         height, width = int(height), int(width)
         if height < 1 or width < 1:
             raise ValueError(f"cannot crop an image of size {height}x{width}")

@@ -341,6 +341,56 @@ def image_info(buf):
                      np.uint16 if bpc == 2 else np.uint8)
 
 
+def image_infos(buffers):
+    """Header probes of a whole batch in one call, the GIL released for the loop: an (n, 5) int64
+    array of [codec (1 JPEG, 2 PNG), height, width, channels, bytes per channel]. DecodeError
+    (with ``position``) for the first sample that is not a readable JPEG/PNG header."""
+    cdef _Inputs inp = _Inputs(buffers)
+    cdef int n = inp.n, i, codec, h, w, c, bpc
+    out = np.zeros((n, 5), np.int64)
+    cdef int64_t* o = <int64_t*>cnp.PyArray_DATA(out)
+    cdef int* status = <int*>malloc(max(n, 1) * sizeof(int))
+    cdef char* msgs = <char*>calloc(max(n, 1), DL_MSG_LEN)
+    cdef _Contexts ctxs = None
+    try:
+        if status == NULL or msgs == NULL:
+            raise MemoryError()
+        ctxs = _take(1)
+        with nogil:
+            for i in range(n):
+                h = w = c = 0
+                bpc = 1
+                codec = dl_codec_of(inp.ptr[i], inp.size[i])
+                if codec == DL_CODEC_JPEG:
+                    status[i] = dl_jpeg_info(ctxs.ctx[0], inp.ptr[i], inp.size[i], &h, &w, &c, msgs + i * DL_MSG_LEN)
+                    codec = 1
+                elif codec == DL_CODEC_PNG:
+                    status[i] = dl_png_info(inp.ptr[i], inp.size[i], &h, &w, &c, &bpc, msgs + i * DL_MSG_LEN)
+                    codec = 2
+                else:
+                    _cmsg(msgs + i * DL_MSG_LEN, b"empty buffer" if inp.size[i] == 0
+                          else b"unknown signature (neither JPEG nor PNG)")
+                    status[i] = DL_ERR_FORMAT
+                    codec = 0
+                o[5 * i] = codec
+                o[5 * i + 1] = h
+                o[5 * i + 2] = w
+                o[5 * i + 3] = c
+                o[5 * i + 4] = bpc
+        for i in range(n):
+            if status[i] != DL_OK:
+                err = DecodeError(f"{_KIND.get(status[i], 'decode failed')}: "
+                                  f"{(<bytes>(msgs + i * DL_MSG_LEN)).decode('utf-8', 'replace')}", position=i)
+                err.status = status[i]
+                raise err
+        return out
+    finally:
+        if ctxs is not None:
+            _give(ctxs)
+        free(status)
+        free(msgs)
+
+
 def decode_batch(buffers, out, *, num_threads=1, bint strict=True):
     """Decode ``buffers`` into ``out`` ((B,H,W,C) array or list of (H,W,C) arrays); see module doc."""
     cdef _Inputs inp = _Inputs(buffers)

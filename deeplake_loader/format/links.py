@@ -92,7 +92,8 @@ class Links:
                 with open(path[len("file://"):] if path.startswith("file://") else path, "rb") as f:
                     return f.read()
             fs, p = self._fs(path, creds_key)
-            return fs.cat_file(p)
+            retry = getattr(self.storage, "retry", None)  # the dataset's retry policy (storage.retry)
+            return retry.call(lambda: fs.cat_file(p), path) if retry is not None else fs.cat_file(p)
         except Exception as e:  # noqa: BLE001 - every storage library raises its own types
             hint = ""
             if creds_key is not None and creds_key not in self.creds:

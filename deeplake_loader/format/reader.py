@@ -6,13 +6,12 @@ for whole columns (``column``), the loader for chunk plans and stored payload by
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import numpy as np
 
-from ..errors import CorruptDatasetError, DecodeError, DeepLakeLoaderError, UnsupportedError
+from ..errors import CorruptDatasetError, DecodeError, DeepLakeLoaderError, RemoteReadError, UnsupportedError
 from . import compression
 from .chunk import Chunk
+from .chunk_lru import ChunkLRU
 from .._kernels.chunk import parse_header
 from .encoders import ChunkIdEncoder, SequenceEncoder, TileEncoder, locate
 from .links import parse_creds_index
@@ -27,32 +26,40 @@ SUPPORTED_HTYPES = {None, "generic", "image", "image.rgb", "image.gray", "class_
                     "keypoints_coco", "point", "instance_label", "intrinsics"}
 
 
+class _Fetched:
+    """Values read together (StorageProvider.get_many), served to read_json and the parsers."""
+
+    def __init__(self, values: dict):
+        self.values = values
+
+    def get_or_none(self, key):
+        return self.values.get(key)
+
+
 class TensorReader:
     """A tensor at the commit of ``version_state``. Rows are global sample indices (sequence
     tensors: sequence indices)."""
 
-    def __init__(self, storage, version_state, name: str, key: str, *, cache_chunks: int = 16, links=None):
+    def __init__(self, storage, version_state, name: str, key: str, *, lru: ChunkLRU | None = None, links=None):
         self.storage, self.vs, self.name, self.key = storage, version_state, name, key
         self.links = links  # format.links.Links of the dataset, for link tensors
         base = version_state.key(key) + "/"
         self.meta_key = base + "tensor_meta.json"
-        self.meta = read_json(storage, self.meta_key, tensor=name)
-        self.info = read_json(storage, base + "tensor_info.json", tensor=name, default={})
-        self.enc = ChunkIdEncoder.parse(storage.get_or_none(base + "chunks_index/unsharded"),
-                                        tensor=name, key=base + "chunks_index/unsharded")
-        self.tiles = TileEncoder.parse(storage.get_or_none(base + "tiles_index/unsharded"),
-                                       tensor=name, key=base + "tiles_index/unsharded").entries
+        enc_key, tiles_key, seq_key, creds_key = (base + f + "/unsharded" for f in
+                                                  ("chunks_index", "tiles_index", "sequence_index", "creds_index"))
+        got = _Fetched(storage.get_many([self.meta_key, base + "tensor_info.json", enc_key, tiles_key]))
+        self.meta = read_json(got, self.meta_key, tensor=name)  # (one round trip on remote stores)
+        self.info = read_json(got, base + "tensor_info.json", tensor=name, default={})
+        self.enc = ChunkIdEncoder.parse(got.get_or_none(enc_key), tensor=name, key=enc_key)
+        self.tiles = TileEncoder.parse(got.get_or_none(tiles_key), tensor=name, key=tiles_key).entries
         self.seq = None
         if self.meta.get("is_sequence"):
-            self.seq = SequenceEncoder.parse(storage.get_or_none(base + "sequence_index/unsharded"),
-                                             tensor=name, key=base + "sequence_index/unsharded")
+            self.seq = SequenceEncoder.parse(storage.get_or_none(seq_key), tensor=name, key=seq_key)
         self.creds_table = None
         if self.is_link:
-            self.creds_table = parse_creds_index(storage.get_or_none(base + "creds_index/unsharded"),
-                                                 tensor=name, key=base + "creds_index/unsharded")
+            self.creds_table = parse_creds_index(storage.get_or_none(creds_key), tensor=name, key=creds_key)
         self._validate()
-        self._chunks: OrderedDict = OrderedDict()
-        self._cache_chunks = cache_chunks
+        self._lru = lru if lru is not None else ChunkLRU()  # the dataset's memory cache of parsed chunks
 
     # ---------------------------------------------------------------------------------- metadata
     def _validate(self):
@@ -156,20 +163,29 @@ class TensorReader:
             compression.check_supported(c, tensor=self.name)
 
     # ------------------------------------------------------------------------------------ chunks
-    def load_chunk(self, name: str) -> Chunk:
-        chunk = self._chunks.get(name)
+    def load_chunk(self, name: str, parts=None) -> Chunk:
+        """The parsed chunk (from the memory cache, or read whole: storage.read_blob, in ``parts``
+        range requests if given). Safe to call from several threads (the loader's fetch window does)."""
+        chunk = self._lru.get((self.key, name))
         if chunk is not None:
-            self._chunks.move_to_end(name)
             return chunk
         key = self.vs.chunk_key(self.key, name)
-        buf = self.storage.get_or_none(key)
-        if buf is None:
-            raise CorruptDatasetError("chunk file is missing", tensor=self.name, key=key)
+        try:
+            buf = self.storage.read_blob(key, parts=parts)
+        except KeyError:
+            raise CorruptDatasetError("chunk file is missing", tensor=self.name, key=key) from None
+        except RemoteReadError as e:
+            raise e.naming(tensor=self.name, chunk=key) from e.__cause__
         chunk = Chunk.from_bytes(buf, chunk_compression=self.chunk_compression, key=key, tensor=self.name)
-        self._chunks[name] = chunk
-        while len(self._chunks) > self._cache_chunks:
-            self._chunks.popitem(last=False)
+        self._lru.put((self.key, name), chunk)
         return chunk
+
+    def chunk_size(self, name: str):
+        """Bytes of the chunk file when the storage knows them without reading it, else None."""
+        return self.storage.size_of(self.vs.chunk_key(self.key, name))
+
+    def is_cached(self, name: str) -> bool:
+        return (self.key, name) in self._lru
 
     def _chunk_for(self, name: str, row) -> Chunk:
         """load_chunk, with an error that also names the sample (row) it was loaded for."""
@@ -177,6 +193,8 @@ class TensorReader:
             return self.load_chunk(name)
         except (CorruptDatasetError, DecodeError) as e:
             raise self._wrap(e, int(row)) from None
+        except RemoteReadError as e:
+            raise e.naming(rows=[int(row)]) from e.__cause__
 
     def _items(self, rows) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
@@ -269,7 +287,7 @@ class TensorReader:
             return self._read_tiled(item)
         erow, local = self.enc.locate([item])
         name = ChunkIdEncoder.name(self.enc.table[erow[0], 0])
-        if self.storage.prefers_ranges and name not in self._chunks and self.chunk_compression is None:
+        if self.storage.prefers_ranges and not self.is_cached(name) and self.chunk_compression is None:
             value = self._read_item_ranged(item, name, int(local[0]))
             if value is not _WHOLE_CHUNK:
                 return value
@@ -296,6 +314,8 @@ class TensorReader:
             head = self.storage.get_range(key, 0, _HEADER_GUESS)
         except KeyError:
             raise CorruptDatasetError("chunk file is missing", tensor=self.name, index=item, key=key) from None
+        except RemoteReadError as e:
+            raise e.naming(tensor=self.name, chunk=key, rows=[item]) from e.__cause__
         try:
             _, shapes, bpos, offset = parse_header(head)
         except ValueError:
@@ -309,7 +329,10 @@ class TensorReader:
         rows, first = locate(header._bpos_last, [local])
         nbytes = int(bpos[rows[0], 0])
         start = offset + int(bpos[rows[0], 1]) + (local - int(first[0])) * nbytes
-        raw = self.storage.get_range(key, start, start + nbytes) if nbytes else b""
+        try:
+            raw = self.storage.get_range(key, start, start + nbytes) if nbytes else b""
+        except RemoteReadError as e:
+            raise e.naming(tensor=self.name, chunk=key, rows=[item]) from e.__cause__
         if len(raw) != nbytes:
             raise CorruptDatasetError(f"sample needs bytes {start}..{start + nbytes} of the chunk, which ends at "
                                       f"{start + len(raw)} (truncated?)", tensor=self.name, index=item, key=key)
@@ -378,7 +401,7 @@ class TensorReader:
         if len(rows) != 1 or not self.storage.prefers_ranges or self.chunk_compression is not None:
             return False
         erow, _ = self.enc.locate(rows)
-        return ChunkIdEncoder.name(self.enc.table[erow[0], 0]) not in self._chunks
+        return not self.is_cached(ChunkIdEncoder.name(self.enc.table[erow[0], 0]))
 
     def _read_grouped(self, rows):
         """Samples of rows chunk by chunk: one chunk load, one vectorised shape/byte-range lookup per
@@ -520,18 +543,24 @@ class TensorReader:
                 out[p] = chunk.data[ranges[k, 0]:ranges[k, 1]]
         return out
 
+    @property
+    def fixed_shape(self):
+        """The one shape of every sample when the tensor stores them raw (or lz4-chunked) at a
+        fixed shape, so a column is one array; else None."""
+        fixed = (self.min_shape == self.max_shape and len(self.min_shape) and not self.is_text
+                 and self.seq is None and not self.tiles
+                 and self.sample_compression is None
+                 and self.chunk_compression in (None, "lz4") and 0 not in self.min_shape)
+        return tuple(self.min_shape) if fixed else None
+
     def column(self, rows=None):
         """Every row's value, reading each chunk once: one (N, *shape) array when the tensor has a
         fixed shape and is stored raw/lz4, else a list."""
         self.check_readable()
         rows = np.arange(len(self), dtype=np.int64) if rows is None else self._items(rows)
-        fixed = (self.min_shape == self.max_shape and len(self.min_shape) and not self.is_text
-                 and self.seq is None and not self.tiles
-                 and self.sample_compression is None
-                 and self.chunk_compression in (None, "lz4") and 0 not in self.min_shape)
-        if not fixed or self._remote_single(rows):
+        shape = self.fixed_shape
+        if shape is None or self._remote_single(rows):
             return self.read_many(rows)
-        shape = tuple(self.min_shape)
         dtype = self.dtype
         out = np.empty((len(rows),) + shape, dtype)
         per = int(np.prod(shape)) * dtype.itemsize
@@ -592,4 +621,4 @@ class TensorReader:
         return out.view(dtype).reshape((int(offsets[-1]),) + trail), offsets
 
     def forget(self):
-        self._chunks.clear()
+        self._lru.clear(self.key)

@@ -66,17 +66,14 @@ class RowSampler(Sampler):
     def rows(self, epoch: int) -> np.ndarray:
         """The epoch's source row ids in order."""
         cfg = self.cfg
-        rank = plan.world(cfg)[0]
-        if self.generator is not None:
-            draw = torch.randint(0, 2**62, (2,), dtype=torch.int64, generator=self.generator).tolist()
-            sample_seed, shuffle_seed = draw
-        else:
-            sample_seed, shuffle_seed = None, dl_random.stream("shuffle-sampler", epoch, rank)
-        order = plan.epoch_order(cfg, epoch, sample_seed=sample_seed)
+        if self.generator is not None:  # the root of this epoch's random streams, the same in every process
+            cfg = cfg.with_(seed=int(torch.randint(0, 2**62, (), dtype=torch.int64, generator=self.generator)))
+        rank, world_size = plan.world(cfg)
+        order = plan.epoch_order(cfg, epoch, rank, world_size)
         primary = plan.primary_tensor(cfg, plan.selected_tensors(cfg))
         if primary is None:
             return order
-        return plan.yield_order(cfg, cfg.dataset._reader(primary), order, shuffle_seed)
+        return plan.yield_order(cfg, cfg.dataset._reader(primary), order, epoch, rank)
 
 
 class ShardSampler(RowSampler, DistributedSampler):

@@ -5,7 +5,10 @@
     worker processes) -> prefetch queue -> iterator
 
 ``Pipeline(config)``: iterating it yields one epoch of collated batches; iterating again starts the
-next epoch (new shuffle). ``close()`` stops threads and workers and frees shared memory.
+next epoch (new shuffle). ``close()`` stops threads and workers and frees shared memory. An epoch
+runs a ``state.Schedule`` (its plan, possibly resumed mid-epoch: ``planned``, set by the loader's
+``state.track``); the random streams of batch b (fused crops, ``random.batch_scope`` around the
+transforms, here or in a worker) are seeded by (epoch, rank, b), never by the batches before it.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import numpy as np
 
 from .. import random as dl_random
 from ..errors import DeepLakeLoaderError
-from . import plan
+from . import plan, state
 from .background import background
 from .collate import assembler
 from .config import LoaderConfig
 from .fetch import Column, Decoder
 from .memory import BufferPool
+from .window import ChunkWindow, split_budget
 
 __all__ = ["LoaderConfig", "Pipeline", "plan"]
 
@@ -44,6 +48,7 @@ class Pipeline:
         self.pool = BufferPool(shared=cfg.num_workers > 0, slots=2 * self.depth + 3)
         self.decoder = Decoder(self.pool, cfg.num_threads)
         self.epoch = 0
+        self.planned = None  # the state.Schedule the next epoch runs (None: from its start)
         self._workers = None  # the persistent_workers pool
         self._epoch_workers = set()  # every live pool, for close()
         self._stops = []  # stop events of the running stage threads
@@ -53,43 +58,59 @@ class Pipeline:
         return plan.num_batches(self.cfg)
 
     # -------------------------------------------------------------------- fetch and decode
-    def _decoded_batches(self, epoch):
+    def _decoded_batches(self, sched):
         """Decode stage: batches of raw values from the fetch stage (its own thread, so chunk reads
         overlap the native decode) -> decoded columns."""
-        rank = plan.world(self.cfg)[0]
-        rng = np.random.default_rng(dl_random.stream("transform", epoch, rank))
-        for rows, raw in background(lambda: self._raw_batches(epoch), 2, self._stops, f"deeplake_loader-fetch-{epoch}"):
+        fetched = background(lambda: self._raw_batches(sched), 2, self._stops, f"deeplake_loader-fetch-{sched.epoch}")
+        for i, (rows, raw) in enumerate(fetched):
+            rng = np.random.default_rng(sched.seed("transform", i))
             yield rows, {name: self.decoder.column(col, raw[name], rows, rng) for name, col in self.columns.items()}
 
-    def _raw_batches(self, epoch):
-        """Fetch stage: the plan's steps, one load per chunk of the primary tensor; yields (rows,
-        {tensor: stored bytes or values}) per batch."""
+    def _raw_batches(self, sched):
+        """Fetch stage: the schedule's steps, one load per chunk of the primary tensor (read ahead by
+        the fetch window); yields (rows, {tensor: stored bytes or values}) per batch."""
         cfg = self.cfg
-        order = plan.epoch_order(cfg, epoch)
-        rank = plan.world(cfg)[0]
+        order = sched.order
         if self.primary is None or not len(order):
             return
         prim = self.columns[self.primary]
-        steps = plan.steps(prim.reader, order, shuffle=cfg.shuffle, budget_bytes=plan.buffer_bytes(cfg),
-                           seed=dl_random.stream("shuffle", epoch, rank))
-        pending, ready, bs = {}, [], cfg.batch_size
-        for name, positions, emitted in steps:
-            if name is not None and len(positions):
-                rows = order[positions]
-                if prim.reader.tiles:
-                    values = prim.raw(rows)
-                else:
-                    _, locals_ = prim.reader.enc.locate(rows)
-                    values = prim.raw_from_chunk(prim.reader.load_chunk(name), rows, locals_)
-                pending.update(zip(positions.tolist(), values))
-            ready.extend(emitted.tolist())
-            while len(ready) >= bs:
-                yield self._gather(order, ready[:bs], pending)
-                ready = ready[bs:]
-        if ready and not cfg.drop_last:
-            yield self._gather(order, ready, pending)
+        for col in self.columns.values():
+            if col is not prim:
+                col.warm()
+        steps = sched.steps
+        names = [] if prim.reader.tiles else [name for name, positions, _ in steps if name is not None and len(positions)]
+        window_bytes = split_budget(int(cfg.buffer_size * 1e6), cfg.shuffle)[1]
+        pending, ready = {}, []
+        sizes = sched.batch_sizes()
+        need = next(sizes, None)
+        with ChunkWindow(prim.reader, names, max_bytes=window_bytes,
+                         window=cfg.dataset._shared.get("fetch_window")) as chunks:
+            for name, positions, emitted in steps:
+                if name is not None and len(positions):
+                    pending.update(self._load(name, order, positions, chunks))
+                ready.extend(emitted.tolist())
+                while need is not None and len(ready) >= need:
+                    yield self._gather(order, ready[:need], pending, sched)
+                    ready = ready[need:]
+                    need = next(sizes, None)
 
-    def _gather(self, order, positions, pending):
+    def _load(self, name, order, positions, chunks=None):
+        """(position, stored bytes or value) of the rows at ``positions``, all in chunk ``name``
+        (taken from the fetch window ``chunks``, or read now: a resumed epoch's deferred chunk)."""
+        prim = self.columns[self.primary]
+        rows = order[positions]
+        if prim.reader.tiles:
+            values = prim.raw(rows)
+        else:
+            _, locals_ = prim.reader.enc.locate(rows)
+            chunk = chunks.take(name, rows) if chunks is not None else prim.reader.load_chunk(name)
+            values = prim.raw_from_chunk(chunk, rows, locals_)
+        return zip(positions.tolist(), values)
+
+    def _gather(self, order, positions, pending, sched):
+        for p in positions:
+            if p not in pending and (owed := sched.claim(p)) is not None:  # a resumed epoch's deferred chunk
+                pending.update(self._load(owed[0], order, owed[1]))
         rows = order[np.asarray(positions, dtype=np.int64)]
         return rows, {name: [pending.pop(p) for p in positions] if name == self.primary else col.raw(rows)
                       for name, col in self.columns.items()}
@@ -101,31 +122,38 @@ class Pipeline:
 
     def _epoch(self, epoch):
         cfg = self.cfg
-        decoded = background(lambda: self._decoded_batches(epoch), self.depth, self._stops,
+        sched, self.planned = self.planned, None
+        if sched is None or sched.epoch != epoch:
+            sched = state.schedule(self, epoch)
+        decoded = background(lambda: self._decoded_batches(sched), self.depth, self._stops,
                              f"deeplake_loader-decode-{epoch}")
         workers = None
         try:
             if cfg.num_workers > 0 and self.assemble.runs_user_code:
                 workers = self._worker_pool()
-                yield from self._through_workers(decoded, workers)
+                yield from self._through_workers(decoded, workers, sched)
             else:
-                for item in decoded:
-                    yield self._finish(*item)
+                for i, item in enumerate(decoded):
+                    yield self._finish(*item, seed=sched.seed("scope", i))
         finally:
             decoded.close()
             if workers is not None and workers is not self._workers:  # this epoch's own workers
                 workers.close()
                 self._epoch_workers.discard(workers)
 
-    def _finish(self, rows, columns):
-        return self.assemble(columns, rows)
+    def _finish(self, rows, columns, seed):
+        if not self.assemble.runs_user_code:
+            return self.assemble(columns, rows)
+        with dl_random.batch_scope(seed):  # the batch's random streams (resumable, state.py)
+            return self.assemble(columns, rows)
 
     def batch_of(self, rows, rng):
         """The finished batch of exactly ``rows`` (source row ids), read and decoded now on this
-        thread: for a torch DataLoader a framework built from our sampler and dataset parts."""
+        thread with ``rng`` (crops, and the seed of its transforms' random streams): for a torch
+        DataLoader a framework built from our sampler and dataset parts."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        return self._finish(rows, {name: self.decoder.column(col, col.raw(rows), rows, rng)
-                                   for name, col in self.columns.items()})
+        columns = {name: self.decoder.column(col, col.raw(rows), rows, rng) for name, col in self.columns.items()}
+        return self._finish(rows, columns, int(rng.integers(0, 2**63 - 1)))
 
     def _worker_pool(self):
         """The persistent pool (started once), or a pool of this epoch's own."""
@@ -140,7 +168,7 @@ class Pipeline:
             self._workers = workers
         return workers
 
-    def _through_workers(self, decoded, workers):
+    def _through_workers(self, decoded, workers, sched):
         """Batches out in order, ``depth`` in flight; tagged with this epoch's generation so that
         nothing an earlier epoch left at the workers is ever delivered here."""
         gen = workers.begin_epoch()
@@ -152,7 +180,7 @@ class Pipeline:
                     finished = True
                     break
                 rows_of[sent], columns = item
-                workers.submit(gen, sent, rows_of[sent], columns, self.pool)
+                workers.submit(gen, sent, rows_of[sent], columns, self.pool, sched.seed("scope", sent))
                 sent += 1
                 del item, columns
             if next_id == sent and finished:

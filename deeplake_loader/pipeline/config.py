@@ -38,6 +38,7 @@ class LoaderConfig:
     timeout: float = 0  # seconds to wait for a batch from the worker processes (0: no limit)
     worker_init_fn: Optional[Callable] = None
     generator: Any = None  # torch.Generator seeding the sampler parts (loader.sampler)
+    seed: Optional[int] = None  # root of every random stream; None: deeplake_loader.random's (state.py pins it)
 
     def with_(self, **changes) -> "LoaderConfig":
         return replace(self, **changes)

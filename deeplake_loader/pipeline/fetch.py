@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 
 import numpy as np
 
 from .._kernels import decode as K
-from ..errors import DecodeError, UnsupportedError
+from .._kernels.chunk import slice_bytes
+from ..errors import DecodeError, DeepLakeLoaderError, UnsupportedError
 from ..format import compression
 from ..sample_forms import data_column, info_tensor_key
 from ..transforms import RandomResizedCrop
@@ -39,11 +41,16 @@ class _Chain:
         return x
 
 
+WHOLE_COLUMN_BYTES = 64 << 20  # fixed-shape tensors up to this size are read whole, once per loader
+
+
 class Column:
     """How one tensor is read: decode method, native image path, fused crop."""
 
     def __init__(self, ds, name, method, transform):
         self.name, self.method = name, method
+        self._full = None  # the whole column of a small fixed-shape tensor, once read (False: not one)
+        self._full_lock = threading.Lock()
         self.reader = ds._reader(name)
         r = self.reader
         r.check_readable()
@@ -71,13 +78,45 @@ class Column:
         """Per-row stored bytes (when bytes are what this column decodes from) or decoded values."""
         if self.wants_bytes:
             return [bytes(b) for b in self.reader.stored_bytes(rows)]
-        return self.reader.column(rows)  # one (B, ...) array for fixed-shape raw tensors (labels), else a list
+        full = self._whole_column()
+        if full is not None:  # labels and alike: read once, then one fancy index per batch
+            return full[rows]
+        return self.reader.column(rows)  # one (B, ...) array for fixed-shape raw tensors, else a list
+
+    def _whole_column(self):
+        """The tensor's whole column as one array when it is small and of a fixed shape (read once,
+        at the first batch or by ``warm``), else None."""
+        with self._full_lock:
+            if self._full is None:
+                r, shape = self.reader, self.reader.fixed_shape
+                nbytes = len(r) * int(np.prod(shape or (0,))) * (r.dtype.itemsize if r.dtype is not None else 0)
+                self._full = False
+                if shape is not None and 0 < nbytes <= WHOLE_COLUMN_BYTES and not self.wants_bytes:
+                    try:
+                        self._full = r.column()
+                    except DeepLakeLoaderError:  # a damaged sample: read batch by batch, so the error
+                        pass                     # comes with the batch that holds it, if any does
+            return self._full if self._full is not False else None
+
+    def warm(self) -> None:
+        """Start reading the whole column on a short-lived thread (a remote dataset's labels are
+        then read while the first image chunk is), if it is one to read whole."""
+        if self._full is None and self.reader.storage.prefers_ranges:
+            threading.Thread(target=self._warm, daemon=True, name="deeplake_loader-warm").start()
+
+    def _warm(self):
+        try:
+            self._whole_column()
+        except Exception:  # noqa: BLE001 - the first batch reads it again and raises there
+            with self._full_lock:
+                if self._full is None:
+                    self._full = False
 
     def raw_from_chunk(self, chunk, rows, locals_):
-        """The same, for rows of one already loaded chunk of this (primary) tensor."""
+        """The same, for rows of one already loaded chunk of this (primary) tensor: one bytes
+        object per sample, copied out of the chunk by one native call (GIL released)."""
         if self.wants_bytes and not self.reader.tiles and not self.reader.is_link:
-            ranges = chunk.byte_ranges(locals_)
-            return [bytes(chunk.data[s:e]) for s, e in ranges]
+            return slice_bytes(chunk.data, np.ascontiguousarray(chunk.byte_ranges(locals_), np.int64))
         return self.raw(rows)
 
 
@@ -121,26 +160,23 @@ class Decoder:
         if any(not len(b) for b in bufs):  # empty samples (None appended): one by one, no crop
             return [np.zeros(col.reader.shape_of(int(r)), np.uint8) if not len(b) else K.decode([b])[0]
                     for b, r in zip(bufs, rows)]
+        try:
+            infos = K.image_infos(bufs)  # (n, 5): codec, height, width, channels, bytes per channel
+        except DecodeError as e:
+            raise DecodeError(str(e).split(" (")[0], position=e.position) from None
         if col.crop is not None:
-            infos = [K.image_info(b) for b in bufs]
-            boxes, flips = col.crop.plan_many([(s[1], s[2]) for s in infos], rng)
-            chans = {s[3] for s in infos}
-            c = chans.pop() if len(chans) == 1 else 3
+            boxes, flips = col.crop.plan_many(infos[:, 1:3].tolist(), rng)
+            chans = np.unique(infos[:, 3])
+            c = int(chans[0]) if len(chans) == 1 else 3
             out = self.pool.array((len(bufs),) + col.crop.size + (c,), np.uint8)
             K.decode_crop_batch(bufs, boxes, flips, out, num_threads=self.num_threads)
             return out
-        infos = []
-        for i, b in enumerate(bufs):
-            try:
-                infos.append(K.image_info(b))
-            except DecodeError as e:
-                raise DecodeError(str(e).split(" (")[0], position=i) from None
-        shapes = {(s[1], s[2], s[3], s.dtype) for s in infos}
-        if len(shapes) == 1:
-            h, w, c, dtype = shapes.pop()
-            out = self.pool.array((len(bufs), h, w, c), dtype)
+        dims = infos[:, 1:]
+        if (dims == dims[0]).all():
+            h, w, c, bpc = dims[0].tolist()
+            out = self.pool.array((len(bufs), h, w, c), np.uint16 if bpc == 2 else np.uint8)
         else:
-            out = [np.empty((s[1], s[2], s[3]), s.dtype) for s in infos]
+            out = [np.empty((h, w, c), np.uint16 if bpc == 2 else np.uint8) for h, w, c, bpc in dims.tolist()]
         K.decode_batch(bufs, out, num_threads=self.num_threads)
         return out
 

@@ -5,6 +5,10 @@ sampling with replacement) and the fetch ``steps``: which chunk of the primary t
 positions of ``order`` it serves, and which positions become ready to emit after it. Without
 shuffle, steps follow ``order`` run by run; with shuffle, the primary tensor's chunks come in a new
 permutation each epoch and a byte-budget reservoir decides the emission order.
+
+Everything here is a pure function of (config, epoch, rank, world size) and the root seed
+(``cfg.seed`` or ``deeplake_loader.random``'s): ``pipeline/state.py`` relies on that to name a
+place in an epoch by a count of batches, and to recompute what another rank consumed.
 """
 
 from __future__ import annotations
@@ -83,41 +87,59 @@ def num_batches(cfg) -> int:
     return n // cfg.batch_size if cfg.drop_last else math.ceil(n / cfg.batch_size)
 
 
-def epoch_order(cfg, epoch: int, sample_seed: int | None = None) -> np.ndarray:
+def epoch_rows(cfg, epoch: int) -> np.ndarray:
+    """Rows of the epoch before the distributed slice: the (viewed, queried) rows, or sample_by's
+    draw from them (the same draw on every rank)."""
     rows = base_rows(cfg)
-    rank, w = world(cfg)
     if cfg.sample is not None and len(rows):
         weights, replace, _ = cfg.sample
         size = sampled_count(cfg, len(rows))
-        # the same draw on every rank, then sliced
-        seed = dl_random.stream("sample_by", epoch) if sample_seed is None else sample_seed
+        seed = dl_random.stream("sample_by", epoch, root=cfg.seed)
         if replace:
             picks = sampling.AliasSampler(weights).draw(size, seed)
         else:
             picks = sampling.sample_without_replacement(weights, size, seed)
         rows = rows[picks]
-    start, stop, per = rank_slice(len(rows), rank, w)
-    mine = rows[start:stop]
+    return rows
+
+
+def rank_positions(n: int, rank: int, world_size: int, offset: int) -> np.ndarray:
+    """Positions into the epoch's rows that rank yields, in order: its contiguous slice, wrapped
+    around so every rank yields the same number of rows, then rolled by ``offset``."""
+    start, stop, per = rank_slice(n, rank, world_size)
+    mine = np.arange(start, stop, dtype=np.int64)
     if len(mine) < per:  # wrap around so every rank yields the same number of rows
-        extra = rows[np.arange(per - len(mine)) % len(rows)]
-        mine = np.concatenate([mine, extra])
-    if cfg.offset and len(mine):
-        mine = np.roll(mine, -(cfg.offset % len(mine)))
+        mine = np.concatenate([mine, np.arange(per - len(mine), dtype=np.int64) % n])
+    if offset and len(mine):
+        mine = np.roll(mine, -(offset % len(mine)))
     return mine
 
 
-def yield_order(cfg, reader, order: np.ndarray, seed: int) -> np.ndarray:
-    """The epoch's rows in the order the loader yields them: ``order`` itself without shuffle, else
-    the emission order of ``steps`` (what the pipeline's batches follow, ``batch_size`` at a time)."""
-    if not cfg.shuffle or not len(order):
+def epoch_order(cfg, epoch: int, rank: int | None = None, world_size: int | None = None) -> np.ndarray:
+    """Rows rank yields in ``epoch`` (before the shuffle); rank and world default to
+    torch.distributed's."""
+    if rank is None:
+        rank, world_size = world(cfg)
+    rows = epoch_rows(cfg, epoch)
+    return rows[rank_positions(len(rows), rank, world_size, cfg.offset)]
+
+
+def fetch_steps(cfg, reader, order: np.ndarray, epoch: int, rank: int, *more: int):
+    """``steps`` of the chain's shuffle setting for one rank's ``order`` (``more``: extra seed
+    coordinates, for the orders of an elastic resume)."""
+    from .window import split_budget  # the fetch window's bytes come out of the shuffle buffer's
+
+    reservoir = split_budget(int(cfg.buffer_size * 1e6), cfg.shuffle)[0]
+    return steps(reader, order, shuffle=cfg.shuffle, budget_bytes=reservoir,
+                 seed=dl_random.stream("shuffle", epoch, rank, 0, *more, root=cfg.seed))
+
+
+def yield_order(cfg, reader, order: np.ndarray, epoch: int, rank: int) -> np.ndarray:
+    """The rank's rows of ``epoch`` in the order the loader yields them: the emission order of
+    ``fetch_steps`` (what the pipeline's batches follow, ``batch_size`` at a time)."""
+    if not len(order):
         return order
-    st = steps(reader, order, shuffle=True, budget_bytes=buffer_bytes(cfg), seed=seed)
-    return order[np.concatenate([emitted for _, _, emitted in st])]
-
-
-def buffer_bytes(cfg) -> int:
-    """The shuffle buffer's budget: ``buffer_size`` is in MB."""
-    return int(cfg.buffer_size * 1e6)
+    return order[np.concatenate([emitted for _, _, emitted in fetch_steps(cfg, reader, order, epoch, rank)])]
 
 
 def primary_tensor(cfg, names) -> str | None:

@@ -92,6 +92,7 @@ def _error_record(e) -> tuple:
 def _worker_main(parent_pid, task_q, result_q, sock, generation, blob, worker_id=0):
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    from ..random import batch_scope
 
     try:
         assemble, worker_init_fn = shipping.loads(blob)
@@ -119,7 +120,7 @@ def _worker_main(parent_pid, task_q, result_q, sock, generation, blob, worker_id
             continue
         if task is None:
             break
-        gen, batch_id, rows, payload, forget = task
+        gen, batch_id, rows, payload, forget, seed = task
         _receive_blocks(sock, maps)
         for block_id in forget:
             maps.pop(block_id, None)
@@ -139,8 +140,10 @@ def _worker_main(parent_pid, task_q, result_q, sock, generation, blob, worker_id
                                                   count=int(np.prod(shape))).reshape(shape)
                 else:
                     columns[name] = value
-            result = pickle.dumps(assemble(columns, rows), protocol=pickle.HIGHEST_PROTOCOL)
+            with batch_scope(seed):  # the batch's random streams, whichever worker runs it
+                batch = assemble(columns, rows)
             del columns
+            result = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
             result_q.put((gen, batch_id, "ok", result))
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the main process
             result_q.put((gen, batch_id, "error", _error_record(e)))
@@ -208,8 +211,9 @@ class WorkerPool:
         if self.closed:
             raise DeepLakeLoaderError("the loader was closed while this epoch was running")
 
-    def submit(self, gen, batch_id, rows, columns, pool):
-        """Queue a batch's decoded columns (kept leased until its result is back)."""
+    def submit(self, gen, batch_id, rows, columns, pool, seed):
+        """Queue a batch's decoded columns (kept leased until its result is back); ``seed`` scopes
+        the random streams of its transforms."""
         self._check(gen)
         i = self._next % len(self.task_qs)
         self._next += 1
@@ -231,7 +235,7 @@ class WorkerPool:
         forget = [b for b in known if not pool.holds(b)]
         known.difference_update(forget)
         self._inflight[(gen, batch_id)] = columns
-        self.task_qs[i].put((gen, batch_id, np.asarray(rows), payload, forget))
+        self.task_qs[i].put((gen, batch_id, np.asarray(rows), payload, forget, seed))
 
     def result(self, gen, batch_id):
         """The result of batch ``batch_id`` of epoch ``gen``; raises the worker's error, or

@@ -10,9 +10,10 @@ from deeplake_loader.storage.memory import MemoryProvider
 __all__ = ["StorageProvider", "LocalProvider", "MemoryProvider", "storage_for"]
 
 
-# Keyword arguments of deeplake 3's load()/dataset()/empty() that tune its own caches, locks,
-# account or logging. Training scripts pass them; here they have nothing to act on.
-DEEPLAKE_ONLY = frozenset({"token", "org_id", "memory_cache_size", "local_cache_size", "access_method",
+# Keyword arguments of deeplake 3's load()/dataset()/empty() that tune its own locks, account or
+# logging. Training scripts pass them; here they have nothing to act on. (memory_cache_size is
+# the dataset's chunk LRU, local_cache_size the on-disk chunk cache: storage.cache.)
+DEEPLAKE_ONLY = frozenset({"token", "org_id", "memory_cache_size", "access_method",
                            "unlink", "reset", "check_integrity", "lock_timeout", "lock_enabled",
                            "index_params", "verbose", "public", "runtime"})
 
@@ -46,15 +47,18 @@ def options_from_creds(path: str, creds) -> dict:
     return opts
 
 
-def storage_for(path, creds=None, **storage_options) -> StorageProvider:
+def storage_for(path, creds=None, local_cache_size=0, **storage_options) -> StorageProvider:
     """Pick a provider by the path's scheme: mem://, hub://, fsspec URLs, or a local directory.
-    ``creds`` is deeplake's credentials argument; other keyword arguments go to fsspec (explicit
-    ones win over those derived from creds), except deeplake's own knobs (DEEPLAKE_ONLY)."""
+    ``creds`` is deeplake's credentials argument; ``local_cache_size`` (MB) turns on the on-disk
+    chunk cache of a remote dataset (storage.cache); ``retries`` is the number of tries of one
+    remote read (storage.retry); other keyword arguments go to fsspec (explicit ones win over those
+    derived from creds), except deeplake's own knobs (DEEPLAKE_ONLY)."""
     if isinstance(path, StorageProvider):
         return path
     path = str(path)
     storage_options = {**options_from_creds(path, creds),
-                       **{k: v for k, v in storage_options.items() if k not in DEEPLAKE_ONLY}}
+                       **{k: v for k, v in storage_options.items()
+                          if k not in DEEPLAKE_ONLY and k != "fetch_window"}}  # that one is load()'s
     if path.startswith("hub://"):
         raise HubPathError(
             f"'{path}' is a Deep Lake hub dataset, served by Activeloop's service, which "
@@ -65,9 +69,10 @@ def storage_for(path, creds=None, **storage_options) -> StorageProvider:
     if path.startswith("mem://"):
         return MemoryProvider(path)
     if "://" in path and not path.startswith("file://"):
+        from deeplake_loader.storage.cache import CachingProvider
         from deeplake_loader.storage.remote import FsspecProvider
 
-        return FsspecProvider(path, **storage_options)
+        return CachingProvider(FsspecProvider(path, **storage_options), local_cache_size)
     if path.startswith("file://"):
         path = path[len("file://"):]
     return LocalProvider(path)

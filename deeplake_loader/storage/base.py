@@ -15,6 +15,8 @@ class StorageProvider:
     root: str = ""
     # remote stores: a single sample is read with two range requests (chunk header, then its bytes)
     prefers_ranges: bool = False
+    # remote stores: observed latency and bandwidth (storage.linkstats.LinkStats), else None
+    stats = None
 
     def get(self, key: str) -> bytes:
         raise NotImplementedError
@@ -29,6 +31,23 @@ class StorageProvider:
             return self.get(key)
         except KeyError:
             return None
+
+    def read_blob(self, key: str, size: Optional[int] = None, parts: Optional[int] = None):
+        """The whole value at key, bytes-like (a chunk: remote stores read it as parallel range
+        requests, ``parts`` of them if given; the chunk cache keeps it on disk). KeyError if missing."""
+        return self.get(key)
+
+    def size_of(self, key: str) -> Optional[int]:
+        """The value's size in bytes when known without reading it, else None."""
+        return None
+
+    def url(self, key: str) -> str:
+        """Where key lives, for error messages."""
+        return f"{self.root}/{key}"
+
+    def get_many(self, keys) -> dict:
+        """{key: value or None (missing)}; remote stores ask for them all at once."""
+        return {k: self.get_or_none(k) for k in keys}
 
     def put(self, key: str, data: bytes) -> None:
         raise NotImplementedError

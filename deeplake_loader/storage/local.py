@@ -34,6 +34,12 @@ class LocalProvider(StorageProvider):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise KeyError(key) from None
 
+    def size_of(self, key: str) -> Optional[int]:
+        try:
+            return os.path.getsize(self._path(key))
+        except (OSError, KeyError):
+            return None
+
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)

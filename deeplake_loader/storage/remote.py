@@ -1,16 +1,40 @@
-"""Any URL fsspec knows (s3://, gcs://, file://, ...), with HTTP range reads for chunks."""
+"""Any URL fsspec knows (s3://, gcs://, file://, ...), with HTTP range reads for chunks.
+
+Reads are retried on transient failures (``storage.retry``) and timed (``storage.linkstats``).
+``read_blob`` reads a whole chunk as parallel range requests when its size is known from the
+directory listing (one LIST per directory, which also gives the ETags the local chunk cache
+keys entries by). For s3 the provider owns its S3FileSystem (not fsspec's shared instance) so it
+can tune it: botocore retries in ``adaptive`` mode and timeouts that cut a stalled connection
+(``config_kwargs`` a caller passes win), s3fs's own retry loop down to one try (ours replaces it),
+and whole-object reads without s3fs's extra HEAD request.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from typing import Iterator, Optional
 
-from deeplake_loader.storage.base import StorageProvider
+from ..errors import RemoteReadError
+from .base import StorageProvider
+from .linkstats import IDLE_PART, LinkStats
+from .retry import RetryPolicy
+
+LISTING_RETRY_S = 30.0  # after a failed LIST, seconds before the folder is listed again
+# botocore's request-phase retries (jittered; adaptive adds client-side rate limiting when S3
+# throttles) and the timeouts: connect, and read = the longest silence of a connection before it
+# is cut and the read retried. Response checksums only where an operation requires them: S3 sends
+# none for range reads, which is how chunks are read (moto does, and CRC-ing them in Python cost
+# as much CPU as the rest of the read).
+S3_CONFIG = {"retries": {"max_attempts": 3, "mode": "adaptive"}, "connect_timeout": 10, "read_timeout": 20,
+             "response_checksum_validation": "when_required"}
 
 
 class FsspecProvider(StorageProvider):
     prefers_ranges = True
 
-    def __init__(self, url: str, **storage_options):
+    def __init__(self, url: str, *, retries: int | None = None, **storage_options):
         try:
             import fsspec
         except ImportError as e:  # pragma: no cover - depends on the environment
@@ -19,28 +43,163 @@ class FsspecProvider(StorageProvider):
                 "pip install 'deeplake_loader[s3]'"
             ) from e
         self.root = url.rstrip("/")
+        self.retry = RetryPolicy.default(retries)
+        self.stats = LinkStats()
+        s3 = self.root.split("://", 1)[0] in ("s3", "s3a")
+        if s3:
+            storage_options = {"skip_instance_cache": True, "max_concurrency": 1, **storage_options}
+            storage_options["config_kwargs"] = {**S3_CONFIG, **(storage_options.get("config_kwargs") or {})}
         self.fs, self._base = fsspec.core.url_to_fs(self.root, **storage_options)
         self._base = self._base.rstrip("/")
+        if s3 and hasattr(self.fs, "retries"):
+            self.fs.retries = 1  # s3fs's documented class attribute: its loop would nest inside ours
+        self._listings: dict = {}
+        self._reading = 0  # read_blob calls in flight
+        self._lock = threading.Lock()
 
     def _path(self, key: str) -> str:
         return f"{self._base}/{key}"
 
+    def url(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def _timed(self, fn, small=False):
+        """fn() (one request), its duration recorded by size (a listing counts as a small request)."""
+        t0 = time.monotonic()
+        out = fn()
+        self.stats.record(0 if small else len(out), time.monotonic() - t0)
+        return out
+
     def get(self, key: str) -> bytes:
         try:
-            return self.fs.cat_file(self._path(key))
+            return self.retry.call(lambda: self._timed(lambda: self.fs.cat_file(self._path(key))), self.url(key))
         except (FileNotFoundError, IsADirectoryError):
             raise KeyError(key) from None
 
     def get_range(self, key: str, start: int, end: Optional[int]) -> bytes:
         try:
-            return self.fs.cat_file(self._path(key), start=start, end=end)
+            return self.retry.call(lambda: self._timed(lambda: self.fs.cat_file(self._path(key), start=start, end=end)),
+                                   self.url(key))
         except (FileNotFoundError, IsADirectoryError):
             raise KeyError(key) from None
 
+    def get_many(self, keys) -> dict:
+        """Values of several small keys (metadata) in one round trip: concurrent requests."""
+        keys = list(keys)
+        if len(keys) < 2 or not getattr(self.fs, "async_impl", False):
+            return super().get_many(keys)
+        from fsspec.asyn import sync
+
+        async def one(key):
+            try:
+                return await self.retry.acall(lambda: self.fs._cat_file(self._path(key)), self.url(key))
+            except (FileNotFoundError, IsADirectoryError):
+                return None
+
+        async def all_of():
+            return await asyncio.gather(*(one(k) for k in keys))
+
+        return dict(zip(keys, sync(self.fs.loop, all_of)))
+
+    # ------------------------------------------------------------------------- whole chunks
+    def listing(self, folder: str) -> dict:
+        """{name: (size, tag)} of the objects directly in ``folder`` (one LIST, remembered until a
+        put or delete in that folder). ``tag`` is the ETag (or generation / size+mtime). A LIST
+        that fails (no permission, or the network after every retry) gives {} for a while:
+        chunks are then read whole, without their size or the cache."""
+        with self._lock:
+            got = self._listings.get(folder)
+        if got is not None and got[0] > time.monotonic():
+            return got[1]
+        try:
+            entries = self.retry.call(lambda: self._timed(lambda: self.fs.ls(self._path(folder), detail=True,
+                                                                             refresh=True), small=True),
+                                      self.url(folder))
+            expires = float("inf")
+        except (FileNotFoundError, NotADirectoryError):
+            entries, expires = [], float("inf")
+        except (PermissionError, RemoteReadError):
+            entries, expires = [], time.monotonic() + LISTING_RETRY_S
+        out = {}
+        for e in entries:
+            if e.get("type", "file") != "file":
+                continue
+            name = e["name"].rstrip("/").rsplit("/", 1)[-1]
+            out[name] = (int(e.get("size") or 0), _tag(e))
+        with self._lock:
+            self._listings[folder] = (expires, out)
+        return out
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            self._listings.pop(key.rsplit("/", 1)[0] if "/" in key else "", None)
+
+    def stat(self, key: str):
+        """(size, tag) of key from its folder's listing, or None when the listing does not have it."""
+        folder, _, name = key.rpartition("/")
+        return self.listing(folder).get(name)
+
+    def size_of(self, key: str) -> Optional[int]:
+        st = self.stat(key)
+        return None if st is None else st[0]
+
+    def read_blob(self, key: str, size: Optional[int] = None, parts: Optional[int] = None):
+        """The whole value at key (bytes-like), as parallel range requests: ``parts`` of them (each
+        at least 1 MiB) if given, else of the link's part size (small ones when it is the only
+        read in flight)."""
+        size = self.size_of(key) if size is None else size
+        if size is None or not getattr(self.fs, "async_impl", False):
+            return self.get(key)
+        from fsspec.asyn import sync
+
+        with self._lock:
+            self._reading += 1
+            alone = self._reading == 1
+        part = max(IDLE_PART, -(-size // parts)) if parts else self.stats.part_size(alone)
+        try:
+            return sync(self.fs.loop, self._read_parts, key, size, part)
+        except (FileNotFoundError, IsADirectoryError):
+            raise KeyError(key) from None
+        finally:
+            with self._lock:
+                self._reading -= 1
+
+    async def _read_parts(self, key: str, size: int, part: int):
+        path, url = self._path(key), self.url(key)
+        if size == 0:
+            return b""
+        if size <= part:  # one request: its bytes as they come
+            return await self._read_one(path, url, 0, size, size)
+        tasks = [asyncio.ensure_future(self._read_one(path, url, s, min(s + part, size), size))
+                 for s in range(0, size, part)]
+        try:
+            parts = await asyncio.gather(*tasks)
+        finally:  # one part failed for good: stop the others
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return b"".join(parts)
+
+    async def _read_one(self, path, url, start, end, size):
+        async def timed():
+            t0 = time.monotonic()
+            data = await self.fs._cat_file(path, start=start, end=end)
+            self.stats.record(len(data), time.monotonic() - t0)
+            return data
+
+        data = await self.retry.acall(timed, url)
+        if len(data) != end - start:
+            raise RemoteReadError(f"'{url}' gave {len(data)} bytes for bytes {start}..{end - 1}: the object is not "
+                                  f"the {size} bytes its listing said (rewritten while being read?)", url=url)
+        return data
+
+    # --------------------------------------------------------------------------------- writes
     def put(self, key: str, data: bytes) -> None:
+        self._forget(key)
         self.fs.pipe_file(self._path(key), bytes(data))
 
     def delete(self, key: str) -> None:
+        self._forget(key)
         try:
             self.fs.rm_file(self._path(key))
         except FileNotFoundError:
@@ -57,3 +216,11 @@ class FsspecProvider(StorageProvider):
             return iter([prefix])
         n = len(self._base) + 1
         return iter(p[n:] for p in self.fs.find(base))
+
+
+def _tag(info: dict) -> str:
+    for field in ("ETag", "etag", "md5Hash", "generation", "md5"):
+        if info.get(field):
+            return str(info[field]).strip('"')
+    mtime = info.get("LastModified") or info.get("mtime") or info.get("updated") or ""
+    return f"{info.get('size')}-{mtime}"

@@ -60,6 +60,10 @@ def run_all_paths(name, data):
         K.image_info(data)
     except DecodeError:
         pass
+    try:  # the batched probe: same verdict as the single one, for the damaged sample's position
+        K.image_infos([SEEDS[name], data])
+    except DecodeError as e:
+        assert e.position == 1
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -2,12 +2,13 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from tests.common.distributed import free_port
 
 pytestmark = pytest.mark.distributed
 
@@ -27,12 +28,6 @@ SCRIPT = textwrap.dedent("""
     print(json.dumps(out))
     dist.destroy_process_group()
 """)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("n", [50, 51])

@@ -50,7 +50,7 @@ def loader_threads():
 def run_sequence(loader_ds, workers, persistent, seed):
     rng = np.random.default_rng(seed)
     cfg, epochs = random_sequence(rng)
-    loader = (loader_ds.dataloader().transform({"images": keep, "vec": keep}).batch(cfg["batch"])
+    loader = (loader_ds.dataloader().transform({"images": keep, "vec": keep, "index": None}).batch(cfg["batch"])
               .shuffle(cfg["shuffle"], buffer_size=1)
               .pytorch(num_workers=workers, persistent_workers=persistent, prefetch_factor=cfg["prefetch"]))
     abandoned = []  # unfinished iterators kept alive (as a framework holding its last iterator would)
@@ -100,7 +100,7 @@ def test_every_batch_holds_the_rows_its_index_names(loader_ds, workers, persiste
 def test_persistent_workers_after_an_early_break_never_deliver_the_old_epochs_batches(loader_ds):
     """The case of issue 10, spelled out: results still in flight when an epoch is left early must
     not come back as batches of the next epoch (whose batch numbers restart at 0)."""
-    loader = (loader_ds.dataloader().transform({"images": keep, "vec": keep}).batch(2).shuffle(buffer_size=1)
+    loader = (loader_ds.dataloader().transform({"images": keep, "vec": keep, "index": None}).batch(2).shuffle(buffer_size=1)
               .pytorch(num_workers=2, persistent_workers=True, prefetch_factor=3))
     with loader:
         for epoch in range(3):
@@ -115,7 +115,7 @@ def test_a_superseded_epoch_says_so_instead_of_giving_wrong_batches(loader_ds):
     is unfinished replaces it; resuming the old iterator raises instead of delivering anything."""
     from deeplake_loader.errors import DeepLakeLoaderError
 
-    loader = (loader_ds.dataloader().transform({"images": keep, "vec": keep}).batch(5).shuffle(buffer_size=1)
+    loader = (loader_ds.dataloader().transform({"images": keep, "vec": keep, "index": None}).batch(5).shuffle(buffer_size=1)
               .pytorch(num_workers=2, persistent_workers=True))
     with loader:
         old = iter(loader)

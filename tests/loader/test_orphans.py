@@ -124,7 +124,7 @@ def test_workers_outlive_the_thread_that_started_them(loader_ds):
 
     from .test_epochs import check_batch
 
-    loader = (loader_ds.dataloader().transform({"images": keep, "vec": keep}).batch(5)
+    loader = (loader_ds.dataloader().transform({"images": keep, "vec": keep, "index": None}).batch(5)
               .pytorch(num_workers=2, persistent_workers=True))
     with loader:
         first = []

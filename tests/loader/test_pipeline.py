@@ -182,7 +182,7 @@ def test_without_shared_memory_workers_get_batches_pickled(loader_ds, monkeypatc
 
     monkeypatch.setattr(memory, "SHARED_MEMORY", False)
     monkeypatch.setattr(workers, "SHARED_MEMORY", False)
-    loader = (loader_ds.dataloader().transform({"images": np.flipud, "labels": None}).batch(10)
+    loader = (loader_ds.dataloader().transform({"images": np.flipud, "labels": None, "index": None}).batch(10)
               .pytorch(num_workers=2))
     with loader:
         rows = []

@@ -61,3 +61,23 @@ def test_random_bytes_never_crash(rng):
             parse_header(blob)
         except ValueError:
             pass
+
+
+def test_slice_bytes_copies_each_range():
+    from deeplake_loader._kernels.chunk import slice_bytes
+
+    data = bytes(range(256)) * 40
+    ranges = np.array([[0, 10], [10, 10], [5000, 10240], [3, 4]], np.int64)
+    for buf in (data, bytearray(data), memoryview(data)[0:], np.frombuffer(data, np.uint8)):
+        got = slice_bytes(buf, ranges)
+        assert all(type(g) is bytes for g in got)
+        assert got == [data[s:e] for s, e in ranges.tolist()]
+    assert slice_bytes(b"", np.zeros((0, 2), np.int64)) == []
+
+
+@pytest.mark.parametrize("bad", [[-1, 4], [5, 4], [0, 10241]])
+def test_slice_bytes_checks_ranges(bad):
+    from deeplake_loader._kernels.chunk import slice_bytes
+
+    with pytest.raises(ValueError, match="range 1 "):
+        slice_bytes(bytes(10240), np.array([[0, 1], bad], np.int64))

@@ -222,3 +222,28 @@ def test_forked_child_after_parallel_decode_does_not_hang(batch):
         if p.is_alive():
             p.kill()
     assert full == parent.tobytes() and crop == ref_crop.tobytes()
+
+
+def test_image_infos_batch_equals_per_sample_probes():
+    """The batched header probe (one call, GIL released) gives what image_info gives sample by
+    sample, over the JPEG variants and the PNG kinds (16-bit ones report 2 bytes per channel)."""
+    bufs = [I.make_jpeg(**kw, seed=5) for _, kw in JPEG_VARIANTS] + [I.make_png(k, 9, 14, seed=2) for k in I.PNG_KINDS]
+    got = K.image_infos(bufs)
+    assert got.shape == (len(bufs), 5) and got.dtype == np.int64
+    for row, b in zip(got.tolist(), bufs):
+        info = K.image_info(b)
+        assert row == [1 if info.codec == "jpeg" else 2, info.height, info.width, info.channels,
+                       2 if info.dtype == np.uint16 else 1]
+    assert K.image_infos([]).shape == (0, 5)
+
+
+@pytest.mark.parametrize("bad,match", [(b"", "empty buffer"), (b"not an image at all", "neither JPEG nor PNG")])
+def test_image_infos_names_the_failing_position(bad, match):
+    good = I.make_jpeg(8, 8, "RGB")
+    with pytest.raises(DecodeError, match=match) as info:
+        K.image_infos([good, good, bad, good])
+    assert info.value.position == 2
+    truncated = I.make_png("rgb8", 20, 20)[:30]
+    with pytest.raises(DecodeError) as info:
+        K.image_infos([good, truncated])
+    assert info.value.position == 1

@@ -1,0 +1,156 @@
+"""pipeline/window.py: chunks read ahead on several threads, within the count and byte budgets,
+handed over in plan order whatever order the reads finish in; errors name the rows; skipped steps
+release their chunks; closing ends the threads."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from deeplake_loader.errors import RemoteReadError
+from deeplake_loader.pipeline.window import ChunkWindow, split_budget
+from deeplake_loader.storage.local import LocalProvider
+from tests.common.remote import row_image, write_row_dataset
+
+
+class SlowDisk(LocalProvider):
+    """A local dataset whose chunk reads take a random while (so they finish out of order), with
+    the reads in flight counted; reads of ``failing`` keys fail as a dropped network would."""
+
+    def __init__(self, root, seed=0, failing=()):
+        super().__init__(root)
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.now = self.peak = 0
+        self.failing = set(failing)
+
+    def read_blob(self, key, size=None, parts=None):
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            delay = self.rng.uniform(0, 0.02)
+        try:
+            time.sleep(delay)
+            if key in self.failing:
+                raise RemoteReadError(f"reading '{self.url(key)}' failed after 6 attempts", url=self.url(key),
+                                      attempts=6)
+            return super().read_blob(key, size, parts)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+@pytest.fixture(scope="module")
+def rows_path(tmp_path_factory):
+    return write_row_dataset(tmp_path_factory.mktemp("window") / "ds", 200, max_chunk_size=3000)
+
+
+def _reader(path, storage):
+    import deeplake_loader as dl
+
+    ds = dl.load(path, read_only=True, memory_cache_size=0)
+    ds.storage = storage
+    ds._shared["readers"].clear()
+    return ds._reader("images")
+
+
+def _names(reader):
+    return [reader.enc.name(c) for c in reader.enc.table[:, 0]]
+
+
+@pytest.mark.parametrize("window", [1, 3, 8])
+def test_plan_order_within_budgets(rows_path, window):
+    storage = SlowDisk(rows_path, seed=window)
+    reader = _reader(rows_path, storage)
+    names = _names(reader)
+    plan = names + names[::-1]  # every chunk twice
+    assert len(names) > 10
+    before = threading.active_count()
+    largest = max(reader.chunk_size(n) for n in names)
+    with ChunkWindow(reader, plan, max_bytes=4 * largest, window=window) as w:
+        for name in plan:
+            chunk = w.take(name)
+            assert chunk.key.endswith(name)
+            assert w._bytes <= 4 * largest
+        assert w.peak_in_flight <= window and storage.peak <= window
+        assert w.peak_bytes <= 4 * largest
+        if window > 1:
+            assert storage.peak > 1
+    assert threading.active_count() == before
+
+
+def test_byte_budget_smaller_than_a_chunk_still_moves(rows_path):
+    storage = SlowDisk(rows_path)
+    reader = _reader(rows_path, storage)
+    names = _names(reader)
+    with ChunkWindow(reader, names, max_bytes=1, window=8) as w:
+        for name in names:
+            assert w.take(name).key.endswith(name)
+        assert storage.peak == 1  # one chunk at a time: the budget holds no more
+
+
+def test_rows_of_the_samples_come_out_right(rows_path):
+    """The loader over a slow, out-of-order disk: every batch holds the rows its index names."""
+    import deeplake_loader as dl
+
+    ds = dl.load(rows_path, read_only=True, fetch_window=6)
+    ds.storage = SlowDisk(rows_path, seed=4)
+    ds._shared["readers"].clear()
+    seen = []
+    for shuffle in (False, True):
+        loader = ds.dataloader().batch(16)
+        loader = loader.shuffle(buffer_size=1) if shuffle else loader
+        with loader.pytorch() as it:
+            for batch in it:
+                rows = batch["index"].reshape(-1).tolist()
+                for r, img in zip(rows, batch["images"].numpy()):
+                    np.testing.assert_array_equal(img, row_image(r))
+                seen.append(rows)
+    flat = [r for rows in seen for r in rows]
+    assert flat[:200] == list(range(200)) and sorted(flat[200:]) == list(range(200))
+
+
+def test_a_failed_read_names_its_rows_and_skipped_steps_are_released(rows_path):
+    import deeplake_loader as dl
+
+    ds = dl.load(rows_path, read_only=True)
+    reader = ds._reader("images")
+    names = _names(reader)
+    bad = reader.vs.chunk_key(reader.key, names[3])
+    storage = SlowDisk(rows_path, failing={bad})
+    reader = _reader(rows_path, storage)
+    with ChunkWindow(reader, names, max_bytes=10**9, window=4) as w:
+        w.take(names[0])
+        w.take(names[2])  # names[1] skipped (a resumed epoch): released, not waited for
+        with pytest.raises(RemoteReadError) as info:
+            w.take(names[3], rows=np.array([40, 41, 42]))
+        assert w.take(names[4]).key.endswith(names[4])
+    err = info.value
+    assert err.tensor == "images" and err.chunk == bad and list(err.rows) == [40, 41, 42]
+    assert "rows 40, 41, 42" in str(err)
+
+
+def test_split_budget():
+    assert split_budget(8_000_000, True) == (7_000_000, 1_000_000)
+    reservoir, window = split_budget(8_000_000, False)
+    assert reservoir == 8_000_000 and window > 0
+
+
+def test_fetch_window_argument_and_environment(rows_path, monkeypatch):
+    import deeplake_loader as dl
+
+    with pytest.raises(ValueError, match="fetch_window"):
+        dl.load(rows_path, fetch_window=0)
+    reader = _reader(rows_path, SlowDisk(rows_path))
+    monkeypatch.setenv("DEEPLAKE_LOADER_FETCH_WINDOW", "5")
+    with ChunkWindow(reader, [], max_bytes=1) as w:
+        assert w.limit() == 5
+    with ChunkWindow(reader, [], max_bytes=1, window=2) as w:
+        assert w.limit() == 2
+    monkeypatch.setenv("DEEPLAKE_LOADER_FETCH_WINDOW", "many")
+    with pytest.raises(ValueError, match="DEEPLAKE_LOADER_FETCH_WINDOW"):
+        ChunkWindow(reader, [], max_bytes=1)
