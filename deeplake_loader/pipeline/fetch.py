@@ -69,7 +69,7 @@ class Column:
     def raw_from_chunk(self, chunk, rows, locals_):
         """The same, for rows of one already loaded chunk of this (primary) tensor."""
         if self.wants_bytes and not self.reader.tiles and not self.reader.is_link:
-            ranges = chunk.byte_ranges(locals_)
+            ranges = self.reader.payload_ranges(chunk, rows, np.arange(len(rows)), locals_)
             return [bytes(chunk.data[s:e]) for s, e in ranges]
         return self.raw(rows)
 
@@ -83,6 +83,12 @@ def _stack_items(items):
 
 
 class Decoder:
+    """A batch's column from its stored values. Every decode error names the tensor and the exact
+    row (the kernel reports the batch position) and keeps the codec library's own reason; every
+    image header is checked against the pixel limit (``deeplake_loader.set_max_image_pixels``)
+    before memory of the image's size is taken. Empty payloads reach here only for samples of
+    empty shape (``TensorReader.payload_ranges`` refuses the others)."""
+
     def __init__(self, pool, num_threads):
         self.pool = pool
         self.num_threads = num_threads or os.cpu_count() or 1
@@ -91,38 +97,30 @@ class Decoder:
         """The batch's column: an (B, ...) array when possible, else a list."""
         if col.method == "tobytes":
             return values
-        if col.method == "pil":
-            from PIL import Image
-
-            return [Image.open(io.BytesIO(v)) if len(v) else None for v in values]
-        if col.reader.seq is not None:
-            return [_stack_items(v) for v in values]
-        if not col.native:
-            return values
+        if col.method != "pil":
+            if col.reader.seq is not None:
+                return [_stack_items(v) for v in values]
+            if not col.native:
+                return values
         try:
+            if col.method == "pil":
+                return _pil_images(values)
             return self._images(col, values, rows, rng)
         except DecodeError as e:
-            pos = e.position if e.position is not None else 0
-            raise DecodeError(str(e).split(" (")[0], tensor=col.name, index=int(rows[pos])) from None
+            raise e.at(tensor=col.name, index=int(rows[e.position or 0])) from None
 
     def _images(self, col, bufs, rows, rng):
         if any(not len(b) for b in bufs):  # empty samples (None appended): one by one, no crop
-            return [np.zeros(col.reader.shape_of(int(r)), np.uint8) if not len(b) else K.decode([b])[0]
-                    for b, r in zip(bufs, rows)]
+            return [np.zeros(col.reader.shape_of(int(r)), np.uint8) if not len(b) else self._one(b, k)
+                    for k, (b, r) in enumerate(zip(bufs, rows))]
+        infos = K.image_infos(bufs)  # headers only: the pixel limit holds before any allocation
         if col.crop is not None:
-            infos = [K.image_info(b) for b in bufs]
             boxes, flips = col.crop.plan_many([(s[1], s[2]) for s in infos], rng)
             chans = {s[3] for s in infos}
             c = chans.pop() if len(chans) == 1 else 3
             out = self.pool.array((len(bufs),) + col.crop.size + (c,), np.uint8)
             K.decode_crop_batch(bufs, boxes, flips, out, num_threads=self.num_threads)
             return out
-        infos = []
-        for i, b in enumerate(bufs):
-            try:
-                infos.append(K.image_info(b))
-            except DecodeError as e:
-                raise DecodeError(str(e).split(" (")[0], position=i) from None
         shapes = {(s[1], s[2], s[3], s.dtype) for s in infos}
         if len(shapes) == 1:
             h, w, c, dtype = shapes.pop()
@@ -132,3 +130,33 @@ class Decoder:
         K.decode_batch(bufs, out, num_threads=self.num_threads)
         return out
 
+    @staticmethod
+    def _one(buf, position):
+        try:
+            return K.decode([buf])[0]
+        except DecodeError as e:
+            e.position = position
+            raise
+
+
+def _pil_images(values):
+    """decode_method 'pil': Pillow images, loaded here so that a bad sample fails with its row
+    (headers checked by the kernel first: the pixel limit, and Pillow's own bomb check after)."""
+    from PIL import Image
+
+    out = []
+    for k, v in enumerate(values):
+        if not len(v):
+            out.append(None)
+            continue
+        try:
+            K.image_infos([v])
+            im = Image.open(io.BytesIO(v))
+            im.load()
+        except DecodeError as e:
+            e.position = k
+            raise
+        except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad bytes
+            raise DecodeError(f"Pillow cannot read the image ({type(e).__name__}: {e})", position=k) from None
+        out.append(im)
+    return out
