@@ -1,9 +1,13 @@
-# The two entry points of README.md. Each does its own (idempotent) set-up first; everything runs
+# The entry points of README.md. Each does its own (idempotent) set-up first; everything runs
 # inside the project's virtual environment (.venv/, or $DEEPLAKE_LOADER_VENV).
 VENV ?= $(if $(DEEPLAKE_LOADER_VENV),$(DEEPLAKE_LOADER_VENV),$(CURDIR)/.venv)
 PYTHON := $(VENV)/bin/python
+# seconds per fuzz target (5 targets): make fuzz, make sanitize, and the sanitizer pass of make test
+FUZZ_SECONDS ?= 30
+SANITIZE_FUZZ_SECONDS ?= 20
+TEST_SANITIZE_FUZZ_SECONDS ?= 5
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench fuzz sanitize
 
 setup:
 	DEEPLAKE_LOADER_VENV=$(VENV) bash scripts/setup.sh
@@ -11,8 +15,17 @@ setup:
 demo: setup
 	$(PYTHON) examples/demo.py
 
+# the whole suite (its fuzz-marked tests run every fuzz target for a few seconds), then a short
+# sanitizer pass: kernels built with ASan + UBSan, their unit tests and each fuzz target again
 test: setup
 	$(PYTHON) -m pytest -q tests
+	DEEPLAKE_LOADER_VENV=$(VENV) SANITIZE_FUZZ_SECONDS=$(TEST_SANITIZE_FUZZ_SECONDS) bash scripts/sanitize.sh
 
 bench: setup
 	$(PYTHON) bench/run_all.py
+
+fuzz: setup
+	$(PYTHON) -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
+
+sanitize: setup
+	DEEPLAKE_LOADER_VENV=$(VENV) SANITIZE_FUZZ_SECONDS=$(SANITIZE_FUZZ_SECONDS) bash scripts/sanitize.sh
