@@ -3,7 +3,7 @@
 VENV ?= $(if $(DEEPLAKE_LOADER_VENV),$(DEEPLAKE_LOADER_VENV),$(CURDIR)/.venv)
 PYTHON := $(VENV)/bin/python
 # seconds per fuzz target (5 targets): make fuzz, make sanitize, and the sanitizer pass of make test
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 60
 SANITIZE_FUZZ_SECONDS ?= 20
 TEST_SANITIZE_FUZZ_SECONDS ?= 5
 
@@ -15,17 +15,17 @@ setup:
 demo: setup
 	$(PYTHON) examples/demo.py
 
-# the whole suite (its fuzz-marked tests run every fuzz target for a few seconds), then a short
-# sanitizer pass: kernels built with ASan + UBSan, their unit tests and each fuzz target again
+# the whole suite, then a short sanitizer pass: kernels built with ASan + UBSan + coverage, their
+# unit tests and each fuzz target for a few seconds
 test: setup
 	$(PYTHON) -m pytest -q tests
-	DEEPLAKE_LOADER_VENV=$(VENV) SANITIZE_FUZZ_SECONDS=$(TEST_SANITIZE_FUZZ_SECONDS) bash scripts/sanitize.sh
+	DEEPLAKE_LOADER_VENV=$(VENV) FUZZ_SECONDS=$(TEST_SANITIZE_FUZZ_SECONDS) bash scripts/sanitize.sh
 
 bench: setup
 	$(PYTHON) bench/run_all.py
 
 fuzz: setup
-	$(PYTHON) -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
+	DEEPLAKE_LOADER_VENV=$(VENV) FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/sanitize.sh --fuzz-only
 
 sanitize: setup
-	DEEPLAKE_LOADER_VENV=$(VENV) SANITIZE_FUZZ_SECONDS=$(SANITIZE_FUZZ_SECONDS) bash scripts/sanitize.sh
+	DEEPLAKE_LOADER_VENV=$(VENV) FUZZ_SECONDS=$(SANITIZE_FUZZ_SECONDS) bash scripts/sanitize.sh

@@ -3,12 +3,14 @@
     python -m tests.fuzz.run [--seconds N] [--out DIR] [target ...]     # all targets by default
 
 Each target runs in its own process for N seconds (default $DEEPLAKE_LOADER_FUZZ_SECONDS, else 30)
-from a corpus seeded by the target's generated seeds. Python coverage guides the mutations
-(atheris instruments deeplake_loader as it is imported). A finding — an exception other than the
-library's own, a crash, a sanitizer report, a write outside the output — stops that target with its
-input saved as DIR/<target>/crash-<sha1> (DIR: build/fuzz by default); the exit status is 1 when
-any target found something. Under ``make sanitize`` the same runs load the kernels built with
-AddressSanitizer + UndefinedBehaviorSanitizer.
+from a corpus seeded by the target's generated seeds. atheris instruments deeplake_loader's Python
+as it is imported; the C kernels add their own edges when they are the clang build of
+scripts/sanitize.sh (``make fuzz``, ``make sanitize``: ASan + UBSan + -fsanitize=fuzzer-no-link,
+with the merged sanitizer/libFuzzer runtime preloaded). With the normal gcc build only the Python
+side guides the mutations. A finding — an exception other than the library's own, a crash, a
+sanitizer report, a write outside the output — stops that target with its input saved as
+DIR/<target>/crash-<sha1> (DIR: build/fuzz by default); the exit status is 1 when any target found
+something.
 """
 
 from __future__ import annotations
