@@ -10,7 +10,9 @@ from deeplake_loader.dataset import Dataset, Tensor, dataset, empty, exists, loa
 from deeplake_loader.sample import read
 from deeplake_loader.dataloader import dataloader  # noqa: E402  (the function shadows the module name)
 from deeplake_loader import transforms
+from deeplake_loader.limits import get_max_image_pixels, set_max_image_pixels
 
 __version__ = "0.1.0"
 
-__all__ = ["Dataset", "Tensor", "dataloader", "dataset", "empty", "errors", "exists", "load", "random", "read", "transforms", "__version__"]
+__all__ = ["Dataset", "Tensor", "dataloader", "dataset", "empty", "errors", "exists", "get_max_image_pixels", "load", "random", "read",
+           "set_max_image_pixels", "transforms", "__version__"]

@@ -35,20 +35,38 @@ class CorruptDatasetError(DeepLakeLoaderError):
     """On-disk bytes or JSON that do not follow the format. Names the tensor, sample and key."""
 
     def __init__(self, message: str, *, tensor=None, index=None, key=None):
+        self.reason = message  # the message without the "(tensor ..., sample index ...)" part
         self.tensor, self.index, self.key = tensor, index, key
         where = _where(tensor, index, key)
         super().__init__(f"{message} ({where})" if where else message)
 
+    def at(self, *, tensor=None, index=None, key=None):
+        """The same error placed at a tensor / sample / key (the reason kept whole)."""
+        return type(self)(self.reason, tensor=tensor if tensor is not None else self.tensor,
+                          index=index if index is not None else self.index, key=key or self.key)
+
 
 class DecodeError(DeepLakeLoaderError, ValueError):
-    """A sample's compressed bytes could not be decoded (corrupt or not an image)."""
+    """A sample's compressed bytes could not be decoded (corrupt, not an image, or a header that
+    claims more pixels than the limit). ``reason`` keeps the codec library's own message;
+    ``status`` is the kernel's status code when a kernel raised it."""
 
     def __init__(self, message: str, *, tensor=None, index=None, key=None, position=None):
+        self.reason = message
+        self.status = None
         self.tensor, self.index, self.key, self.position = tensor, index, key, position
         where = _where(tensor, index, key)
         if position is not None and not where:
             where = f"batch position {position}"
         super().__init__(f"{message} ({where})" if where else message)
+
+    def at(self, *, tensor=None, index=None, key=None, prefix=""):
+        """The same failure placed at a tensor / sample / key, its reason kept whole (``prefix``
+        goes before it, e.g. the linked file's path)."""
+        err = DecodeError(prefix + self.reason, tensor=tensor if tensor is not None else self.tensor,
+                          index=index if index is not None else self.index, key=key or self.key)
+        err.status = self.status
+        return err
 
 
 class LinkedFileError(DeepLakeLoaderError, OSError):

@@ -1,7 +1,7 @@
 # Batch JPEG/PNG decode kernels. The C helpers live in src/decode_jpeg.c, src/decode_png.c and
 # src/decode_resample.c; every function below is nogil and reports failure through its int
 # status (never raises).
-from libc.stdint cimport uint8_t, int64_t
+from libc.stdint cimport uint8_t, int64_t, uint64_t
 
 cdef extern from "decode_jpeg.h" nogil:
     enum:
@@ -15,6 +15,7 @@ cdef extern from "decode_jpeg.h" nogil:
         DL_ERR_NOMEM
         DL_ERR_FORMAT
         DL_ERR_BOX
+        DL_ERR_TOOBIG
         DL_CODEC_UNKNOWN
         DL_CODEC_JPEG
         DL_CODEC_PNG
@@ -23,6 +24,9 @@ cdef extern from "decode_jpeg.h" nogil:
     dl_ctx* dl_ctx_new()
     void dl_ctx_free(dl_ctx* ctx)
     int dl_codec_of(const uint8_t* buf, size_t n)
+    void dl_set_max_pixels(uint64_t n)
+    uint64_t dl_max_pixels()
+    int dl_check_pixels(uint64_t height, uint64_t width, char* msg)
     int dl_jpeg_info(dl_ctx* ctx, const uint8_t* buf, size_t n, int* height, int* width,
                      int* channels, char* msg)
     int dl_jpeg_decode(dl_ctx* ctx, const uint8_t* buf, size_t n, uint8_t* out, int h, int w,

@@ -6,7 +6,8 @@ batch position of the first sample that failed; the message is libjpeg's/libpng'
 
 * ``image_info(buf) -> ImageInfo`` — header only: a 4-tuple ``(codec, height, width, channels)``
   (codec ``"jpeg"`` or ``"png"``) with an extra ``.dtype`` attribute (uint8, or uint16 for
-  16-bit grayscale PNG).
+  16-bit grayscale PNG). ``image_infos(buffers)``: the same for a batch (``.position`` of a
+  failure is its batch position).
 * ``decode_batch(buffers, out, num_threads=1, strict=True) -> list`` — decode every buffer into
   ``out``: one C-contiguous ``(B, H, W, C)`` array, or a list of ``B`` C-contiguous ``(H, W, C)``
   arrays. Returns one entry per sample: ``None``, or the text of a library warning that did not
@@ -16,6 +17,12 @@ batch position of the first sample that failed; the message is libjpeg's/libpng'
 * ``decode_crop_batch(buffers, boxes, flips, out, num_threads=1, strict=True) -> list`` — fused
   crop + DCT scale + antialiased bilinear resize + horizontal flip into ``out`` (B, th, tw, C)
   uint8; ``boxes`` int64 (B, 4) rows ``(y, x, h, w)`` in full-image pixels, ``flips`` (B,).
+
+Decompression bombs: every function reads the image header first and refuses (DecodeError,
+``.status == TOO_BIG``) an image whose header claims more than ``max_pixels()`` pixels
+(height x width) before allocating anything of its size. ``set_max_pixels(n)`` changes the limit
+for the process; it starts at $DEEPLAKE_LOADER_MAX_IMAGE_PIXELS, else 178,956,970 (the size at
+which Pillow refuses an image). Users set it through ``deeplake_loader.set_max_image_pixels``.
 
 Channels: ``C`` in the output selects the conversion. ``C`` equal to the stored channel count
 gives what ``np.asarray(PIL.Image.open(f))`` gives (with a trailing axis for grayscale; CMYK
@@ -29,17 +36,59 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport malloc, free, calloc
 from libc.string cimport memset
-from libc.stdint cimport uint8_t, int64_t
+from libc.stdint cimport uint8_t, int64_t, uint64_t
+import os as _os
 
 from deeplake_loader.errors import DecodeError
 
 cnp.import_array()
 
-MAX_PIXELS = 1 << 29          # decode() refuses to allocate larger images (lying headers)
+TOO_BIG = DL_ERR_TOOBIG           # DecodeError.status of an image over the pixel limit
+DEFAULT_MAX_PIXELS = 178956970   # 2 x PIL.Image.MAX_IMAGE_PIXELS: Pillow's DecompressionBombError size
+MAX_PIXELS_ENV = "DEEPLAKE_LOADER_MAX_IMAGE_PIXELS"
+
+
+def _limit_from_env():
+    text = _os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"${MAX_PIXELS_ENV} must be a positive whole number of pixels, got {text!r}")
+    return n
+
+
+def set_max_pixels(n):
+    """The most pixels (height x width) an image header may claim before any decode refuses it."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"the image pixel limit must be >= 1, got {n}")
+    dl_set_max_pixels(<uint64_t>n)
+
+
+def max_pixels():
+    return int(dl_max_pixels())
+
+
+def check_pixels(height, width):
+    """None when an image of height x width is within the limit, else the reason it is refused."""
+    cdef char msg[DL_MSG_LEN]
+    if height < 0 or width < 0 or height >= (1 << 32) or width >= (1 << 32):
+        return f"image header claims {height}x{width}, not a possible image size"
+    if dl_check_pixels(<uint64_t>height, <uint64_t>width, msg) == DL_OK:
+        return None
+    return (<bytes>msg).decode("utf-8", "replace")
+
+
+dl_set_max_pixels(<uint64_t>_limit_from_env())
 
 _KIND = {
     DL_ERR_CORRUPT: "corrupt image data",
-    DL_ERR_WARNING: "corrupt image data (library warning; pass strict=False to accept)",
+    DL_ERR_WARNING: "corrupt image data (a libjpeg warning, an error when strict)",
+    DL_ERR_TOOBIG: "image too large",
     DL_ERR_SHAPE: "image does not match the output buffer",
     DL_ERR_UNSUPPORTED: "unsupported image",
     DL_ERR_NOMEM: "out of memory while decoding",
@@ -265,7 +314,6 @@ def _after_fork_in_child():
     _executor = None
 
 
-import os as _os
 _os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
@@ -468,17 +516,8 @@ def decode(buffers, *, num_threads=1, bint strict=True, channels=None):
     the same shape and dtype, else a list of (H,W,C) arrays. ``channels`` forces C (e.g. 3 to get
     RGB from grayscale or CMYK JPEGs)."""
     shapes = []
-    for i, b in enumerate(buffers):
-        try:
-            info = image_info(b)
-        except DecodeError as e:
-            e.position = i
-            e.args = (str(e).replace("(batch position 0)", f"(batch position {i})"),)
-            raise
+    for info in image_infos(buffers):  # the pixel limit holds here, before the allocation below
         c = info[3] if channels is None else int(channels)
-        if info[1] * info[2] * c > MAX_PIXELS:
-            raise DecodeError(f"image header says {info[1]}x{info[2]}x{c}, larger than MAX_PIXELS",
-                              position=i)
         shapes.append(((info[1], info[2], c), info.dtype))
     if not shapes:
         return np.empty((0, 0, 0, 0 if channels is None else int(channels)), np.uint8)

@@ -75,11 +75,16 @@ def pil_decode(buf) -> np.ndarray:
     """Pillow's decode of one image file, as deeplake reads it (np.array of the opened image)."""
     from PIL import Image
 
+    from ..limits import check_size
+
     try:
-        with Image.open(io.BytesIO(bytes(buf))) as im:
-            return np.array(im)
+        with Image.open(io.BytesIO(bytes(buf))) as im:  # lazy: the header only
+            too_big = check_size(*im.size)
+            if too_big is None:
+                return np.array(im)
     except Exception as e:  # Pillow raises many types for bad bytes
         raise DecodeError(f"not a readable image ({type(e).__name__}: {e})") from None
+    raise DecodeError(f"image too large: {too_big}")
 
 
 def decode_images(buffers, codec, shapes, num_threads=1):

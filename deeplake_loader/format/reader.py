@@ -232,11 +232,8 @@ class TensorReader:
     # ----------------------------------------------------------------------------------- samples
     def _wrap(self, err, row, key=None):
         """The same error, naming this tensor and the sample."""
-        if isinstance(err, DecodeError):
-            return DecodeError(str(err).split(" (")[0], tensor=self.name, index=row, key=key or err.key)
-        if isinstance(err, CorruptDatasetError):
-            msg = str(err).split(" (tensor")[0]
-            return CorruptDatasetError(msg, tensor=self.name, index=row, key=key or err.key)
+        if isinstance(err, (DecodeError, CorruptDatasetError)):
+            return err.at(tensor=self.name, index=row, key=key)
         return err
 
     def _chunk_call(self, fn, rows, pos, local):
@@ -250,6 +247,22 @@ class TensorReader:
                 except CorruptDatasetError as e:
                     raise self._wrap(e, int(rows[p])) from None
             raise
+
+    def payload_ranges(self, chunk, rows, pos, local) -> np.ndarray:
+        """[start, end) in ``chunk.data`` of the samples ``local`` (rows ``rows[pos]``), checked:
+        an image sample may be stored with no bytes only when its shape is empty (an appended
+        None); any other empty payload is a CorruptDatasetError naming its row."""
+        ranges = self._chunk_call(chunk.byte_ranges, rows, pos, local)
+        if self.sample_compression in compression.IMAGE_CODECS:
+            empty = np.nonzero(ranges[:, 1] == ranges[:, 0])[0]
+            if len(empty):
+                pos, local = np.asarray(pos)[empty], np.asarray(local)[empty]
+                for p, shape in zip(pos, self._chunk_call(chunk.shapes_of, rows, pos, local).tolist()):
+                    if len(shape) and 0 not in shape:
+                        raise CorruptDatasetError(f"the sample has no stored bytes but the chunk's shape table gives "
+                                                  f"it shape {tuple(shape)} (only a sample of empty shape may be "
+                                                  "stored empty)", tensor=self.name, index=int(rows[p]), key=chunk.key)
+        return ranges
 
     def _decode_text(self, raw, row, key):
         try:
@@ -276,7 +289,7 @@ class TensorReader:
             return np.frombuffer(raw, dtype=dtype).reshape(shape)
         except (ValueError, RuntimeError) as e:
             if isinstance(e, DecodeError):
-                raise DecodeError(str(e).split(" (")[0], tensor=self.name, index=row, key=key) from None
+                raise e.at(tensor=self.name, index=row, key=key) from None
             raise CorruptDatasetError(f"payload of {len(raw)} bytes does not hold a {dtype} sample of shape "
                                       f"{shape} ({e})", tensor=self.name, index=row, key=key) from None
 
@@ -434,13 +447,13 @@ class TensorReader:
                 continue
             chunk = self._chunk_for(name, rows[pos[0]])
             shapes = [tuple(int(x) for x in s) for s in self._chunk_call(chunk.shapes_of, rows, pos, local)]
-            ranges = self._chunk_call(chunk.byte_ranges, rows, pos, local)
+            ranges = self.payload_ranges(chunk, rows, pos, local)
             bufs = [chunk.data[s:e] for s, e in ranges]
             try:
                 arrs = compression.decode_images(bufs, self.sample_compression, shapes)
             except DecodeError as e:
                 p = pos[e.position] if e.position is not None else pos[0]
-                raise DecodeError(str(e).split(" (")[0], tensor=self.name, index=int(rows[p]), key=chunk.key) from None
+                raise e.at(tensor=self.name, index=int(rows[p]), key=chunk.key) from None
             for k, p in enumerate(pos):
                 out[p] = self._fit(arrs[k], shapes[k], int(rows[p]), chunk.key)
         return out
@@ -480,8 +493,8 @@ class TensorReader:
             arrs = compression.decode_files(bufs)
         except DecodeError as e:
             p = e.position if e.position is not None else 0
-            raise DecodeError(f"linked file '{self.link_paths([rows[p]])[0]}': {str(e).split(' (')[0]}",
-                              tensor=self.name, index=int(rows[p])) from None
+            raise e.at(tensor=self.name, index=int(rows[p]),
+                       prefix=f"linked file '{self.link_paths([rows[p]])[0]}': ") from None
         dtype = self.dtype or np.dtype(np.uint8)
         return [np.zeros((0, 0, 0), dtype) if a is None else a.astype(dtype, copy=False) for a in arrs]
 
@@ -538,7 +551,7 @@ class TensorReader:
                 raise UnsupportedError(f"sample {int(local[0])} of tensor '{self.name}' is tiled: it has no single "
                                        "stored payload")
             chunk = self._chunk_for(name, rows[pos[0]])
-            ranges = self._chunk_call(chunk.byte_ranges, rows, pos, local)
+            ranges = self.payload_ranges(chunk, rows, pos, local)
             for k, p in enumerate(pos):
                 out[p] = chunk.data[ranges[k, 0]:ranges[k, 1]]
         return out

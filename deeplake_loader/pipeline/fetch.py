@@ -116,7 +116,8 @@ class Column:
         """The same, for rows of one already loaded chunk of this (primary) tensor: one bytes
         object per sample, copied out of the chunk by one native call (GIL released)."""
         if self.wants_bytes and not self.reader.tiles and not self.reader.is_link:
-            return slice_bytes(chunk.data, np.ascontiguousarray(chunk.byte_ranges(locals_), np.int64))
+            ranges = self.reader.payload_ranges(chunk, rows, np.arange(len(rows)), locals_)
+            return slice_bytes(chunk.data, np.ascontiguousarray(ranges, np.int64))
         return self.raw(rows)
 
 
@@ -129,6 +130,12 @@ def _stack_items(items):
 
 
 class Decoder:
+    """A batch's column from its stored values. Every decode error names the tensor and the exact
+    row (the kernel reports the batch position) and keeps the codec library's own reason; every
+    image header is checked against the pixel limit (``deeplake_loader.set_max_image_pixels``)
+    before memory of the image's size is taken. Empty payloads reach here only for samples of
+    empty shape (``TensorReader.payload_ranges`` refuses the others)."""
+
     def __init__(self, pool, num_threads):
         self.pool = pool
         self.num_threads = num_threads or os.cpu_count() or 1
@@ -142,28 +149,25 @@ class Decoder:
     def _column(self, col: Column, values, rows, rng):
         if col.method == "tobytes":
             return values
-        if col.method == "pil":
-            from PIL import Image
-
-            return [Image.open(io.BytesIO(v)) if len(v) else None for v in values]
-        if col.reader.seq is not None:
-            return [_stack_items(v) for v in values]
-        if not col.native:
-            return values
+        if col.method != "pil":
+            if col.reader.seq is not None:
+                return [_stack_items(v) for v in values]
+            if not col.native:
+                return values
         try:
+            if col.method == "pil":
+                return _pil_images(values)
             return self._images(col, values, rows, rng)
         except DecodeError as e:
-            pos = e.position if e.position is not None else 0
-            raise DecodeError(str(e).split(" (")[0], tensor=col.name, index=int(rows[pos])) from None
+            raise e.at(tensor=col.name, index=int(rows[e.position or 0])) from None
 
     def _images(self, col, bufs, rows, rng):
         if any(not len(b) for b in bufs):  # empty samples (None appended): one by one, no crop
-            return [np.zeros(col.reader.shape_of(int(r)), np.uint8) if not len(b) else K.decode([b])[0]
-                    for b, r in zip(bufs, rows)]
-        try:
-            infos = K.image_infos(bufs)  # (n, 5): codec, height, width, channels, bytes per channel
-        except DecodeError as e:
-            raise DecodeError(str(e).split(" (")[0], position=e.position) from None
+            return [np.zeros(col.reader.shape_of(int(r)), np.uint8) if not len(b) else self._one(b, k)
+                    for k, (b, r) in enumerate(zip(bufs, rows))]
+        # (n, 5): codec, height, width, channels, bytes per channel; headers only, so the pixel
+        # limit holds before any allocation
+        infos = K.image_infos(bufs)
         if col.crop is not None:
             boxes, flips = col.crop.plan_many(infos[:, 1:3].tolist(), rng)
             chans = np.unique(infos[:, 3])
@@ -180,3 +184,33 @@ class Decoder:
         K.decode_batch(bufs, out, num_threads=self.num_threads)
         return out
 
+    @staticmethod
+    def _one(buf, position):
+        try:
+            return K.decode([buf])[0]
+        except DecodeError as e:
+            e.position = position
+            raise
+
+
+def _pil_images(values):
+    """decode_method 'pil': Pillow images, loaded here so that a bad sample fails with its row
+    (headers checked by the kernel first: the pixel limit, and Pillow's own bomb check after)."""
+    from PIL import Image
+
+    out = []
+    for k, v in enumerate(values):
+        if not len(v):
+            out.append(None)
+            continue
+        try:
+            K.image_infos([v])
+            im = Image.open(io.BytesIO(v))
+            im.load()
+        except DecodeError as e:
+            e.position = k
+            raise
+        except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad bytes
+            raise DecodeError(f"Pillow cannot read the image ({type(e).__name__}: {e})", position=k) from None
+        out.append(im)
+    return out

@@ -28,6 +28,7 @@ from .lexer import error
 
 _CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "%": operator.mod}
+_CHAINED = (ast.Binary, ast.InList, ast.Between, ast.Index)  # nodes whose left/target may chain
 
 
 class Col:
@@ -51,13 +52,18 @@ class Evaluator:
 
     # ------------------------------------------------------------------------------- queries
     def query(self, node):
-        """(positions within the dataset, projected tensor names or None)."""
-        if isinstance(node, ast.SetOp):
-            left, lt = self.query(node.left)
-            right, _ = self.query(node.right)
-            op = {"union": np.union1d, "intersect": np.intersect1d, "except": np.setdiff1d}[node.op]
-            return op(left, right).astype(np.int64), lt
-        return self.select(node), self.projection(node)
+        """(positions within the dataset, projected tensor names or None). A chain ``q1 union q2
+        union ...`` (a left-deep tree) is walked by a loop, however long."""
+        chain = []
+        while isinstance(node, ast.SetOp):
+            chain.append(node)
+            node = node.left
+        rows, tensors = self.select(node), self.projection(node)
+        for op_node in reversed(chain):
+            right, _ = self.query(op_node.right)
+            op = {"union": np.union1d, "intersect": np.intersect1d, "except": np.setdiff1d}[op_node.op]
+            rows = op(rows, right).astype(np.int64)
+        return rows, tensors
 
     def projection(self, node):
         if node.columns is None:
@@ -116,12 +122,49 @@ class Evaluator:
 
     # --------------------------------------------------------------------------- expressions
     def eval(self, node):
+        """The value of an expression. The left spine of operator chains (``a and b and c``,
+        ``x + y - z``, ``t[0][1]``, ``v in (..) in (..)``: left-deep trees as long as the query) is
+        walked by a loop, so only real nesting (bounded by the parser's MAX_DEPTH) recurses."""
+        spine = []
+        while isinstance(node, _CHAINED):
+            spine.append(node)
+            node = node.target if not isinstance(node, ast.Binary) else node.left
+        value = self._at(node, self._eval, node)
+        for n in reversed(spine):
+            value = self._at(n, self._apply, n, value)
+        return value
+
+    def _at(self, node, fn, *args):
         try:
-            return self._eval(node)
+            return fn(*args)
         except TQLError:
             raise
         except Exception as e:  # noqa: BLE001 - numpy/type errors become query errors at this node
             raise self.fail(node, f"cannot evaluate this expression: {type(e).__name__}: {e}") from None
+
+    def _apply(self, node, v):
+        """A chained node (Binary, InList, Between, Index) applied to the value of its left/target."""
+        if isinstance(node, ast.Binary):
+            if node.op in ("and", "or"):
+                a = self.truth(v, node.left)
+                b = self.truth(self.eval(node.right), node.right)
+                return Col("num", (a & b) if node.op == "and" else (a | b))
+            b = self.eval(node.right)
+            if node.op in _CMP:
+                return self.compare(_CMP[node.op], v, b, node)
+            return self.arith(_ARITH[node.op], v, b, node)
+        if isinstance(node, ast.InList):
+            hit = None
+            for item in node.items:
+                h = self.truth(self.compare(operator.eq, v, self.eval(item), item), item, reduce=np.any)
+                hit = h if hit is None else hit | h
+            return Col("num", ~hit if node.negate else hit)
+        if isinstance(node, ast.Between):
+            lo = self.compare(operator.ge, v, self.eval(node.low), node.low)
+            hi = self.compare(operator.le, v, self.eval(node.high), node.high)
+            hit = self.truth(lo, node) & self.truth(hi, node)
+            return Col("num", ~hit if node.negate else hit)
+        return self.index(v, node)
 
     def _eval(self, node):
         if isinstance(node, ast.Literal):
@@ -133,30 +176,6 @@ class Evaluator:
             if node.op == "not":
                 return Col("num", ~self.truth(v, node.operand)) if isinstance(v, Col) else (not v)
             return self.arith(operator.neg, v, None, node)
-        if isinstance(node, ast.Binary):
-            if node.op in ("and", "or"):
-                a = self.truth(self.eval(node.left), node.left)
-                b = self.truth(self.eval(node.right), node.right)
-                return Col("num", (a & b) if node.op == "and" else (a | b))
-            a, b = self.eval(node.left), self.eval(node.right)
-            if node.op in _CMP:
-                return self.compare(_CMP[node.op], a, b, node)
-            return self.arith(_ARITH[node.op], a, b, node)
-        if isinstance(node, ast.InList):
-            v = self.eval(node.target)
-            hit = None
-            for item in node.items:
-                h = self.truth(self.compare(operator.eq, v, self.eval(item), item), item, reduce=np.any)
-                hit = h if hit is None else hit | h
-            return Col("num", ~hit if node.negate else hit)
-        if isinstance(node, ast.Between):
-            v = self.eval(node.target)
-            lo = self.compare(operator.ge, v, self.eval(node.low), node.low)
-            hi = self.compare(operator.le, v, self.eval(node.high), node.high)
-            hit = self.truth(lo, node) & self.truth(hi, node)
-            return Col("num", ~hit if node.negate else hit)
-        if isinstance(node, ast.Index):
-            return self.index(self.eval(node.target), node)
         if isinstance(node, ast.Call):
             return self.call(node)
         if isinstance(node, (ast.Weighted, ast.Sample)):

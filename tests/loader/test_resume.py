@@ -162,7 +162,7 @@ def test_resume_reads_only_chunks_with_pending_rows_and_decodes_only_them(resume
     reader = resume_ds._reader("images")
     loads, decoded = [], []
     real_load, real_column = reader.load_chunk, Decoder.column
-    monkeypatch.setattr(reader, "load_chunk", lambda name: loads.append(name) or real_load(name))
+    monkeypatch.setattr(reader, "load_chunk", lambda name, **kw: loads.append(name) or real_load(name, **kw))
     monkeypatch.setattr(Decoder, "column", lambda self, col, values, rows, rng: (
         decoded.append((self, np.asarray(rows).tolist())) if col.name == "images" else None) or real_column(
         self, col, values, rows, rng))

@@ -2,7 +2,7 @@
 parser only ever raises TQLError, whatever the input."""
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from deeplake_loader.errors import TQLError
@@ -91,3 +91,42 @@ def test_fuzzed_queries_only_raise_tqlerror(qds, parts, noise):
         except TQLError:
             continue
         assert isinstance(res.rows, np.ndarray) and res.rows.dtype == np.int64
+
+
+# Nesting: a condition wrapped in up to 2,000 levels of parentheses / NOT (...) / unary minus on a
+# comparison's operand. Within the parser's depth limit the rows match the reference; past it the
+# query is a TQLError that says so — never a RecursionError (Hypothesis raises Python's recursion
+# limit while it runs a test, hence depths far past the default limit's reach).
+WRAPS = ["paren", "not", "neg"]
+
+
+def _wrap(text, fn, kinds, depth):
+    nots = 0
+    for j in range(depth):
+        kind = kinds[j % len(kinds)]
+        if kind == "paren":
+            text = f"({text})"
+        elif kind == "not":
+            text, nots = f"not ({text})", nots + 1
+        else:  # joined to a tautology that nests unary minuses: same rows, one level deeper
+            text = f"(-(-(labels)) == labels and ({text}))"
+    return text, (lambda r, i: fn(r, i) != (nots % 2 == 1))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cond=conditions, kinds=st.lists(st.sampled_from(WRAPS), min_size=1, max_size=3), depth=st.integers(0, 2000))
+@example(cond=("labels == 1", lambda r, i: r["labels"][i] == 1), kinds=["paren"], depth=2000)
+@example(cond=("labels == 1", lambda r, i: r["labels"][i] == 1), kinds=["not"], depth=2000)
+@example(cond=("labels == 1", lambda r, i: r["labels"][i] == 1), kinds=["neg", "paren"], depth=1000)
+def test_deeply_nested_conditions_match_the_reference_or_raise_a_depth_tqlerror(qds, ref, cond, kinds, depth):
+    from deeplake_loader.tql.parser import MAX_DEPTH
+
+    text, fn = _wrap(*cond, kinds, depth)
+    want = [i for i in range(N) if fn(ref, i)]
+    try:
+        got = query_rows(qds, f"select * where {text}").rows.tolist()
+    except TQLError as e:
+        assert "nests" in str(e), str(e)
+        assert depth > MAX_DEPTH // 6, f"only {depth} wraps of {kinds} refused: {e}"
+        return
+    assert got == want, text[:200]

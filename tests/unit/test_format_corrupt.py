@@ -1,6 +1,7 @@
-"""Random damage to chunk and index files: every read either returns a value or raises a
-DeepLakeLoaderError (CorruptDatasetError / DecodeError) naming the tensor — never another exception,
-never a crash."""
+"""Random damage to chunk and index files, reproducible (fixed seeds): every read path, the
+dataloader included, either returns the original values or raises a DeepLakeLoaderError
+(CorruptDatasetError / DecodeError) naming the tensor — never another exception, never a crash, and
+never other values where the format can tell."""
 
 import itertools
 
@@ -46,48 +47,118 @@ def _build(kind):
 
 
 def _read_all(ds):
+    """What every read path gives for tensor t: {path: list of per-row values}, or {path: error}."""
     t = ds.t
     r = ds._reader("t")
-    for i in range(len(t)):
-        t[i].numpy() if r.base_htype != "json" else t[i].data()
-    t.numpy(aslist=True)
-    r.column()
-    if r.sample_compression is not None and not r.tiles:
-        r.stored_bytes(np.arange(len(t)))
+    n = len(t)
+    paths = {
+        "item": lambda: [t[i].numpy() if r.base_htype != "json" else t[i].data()["value"] for i in range(n)],
+        "bulk": lambda: list(t.numpy(aslist=True)),
+        "column": lambda: list(r.column()),
+        "stored": lambda: [bytes(b) for b in r.stored_bytes(np.arange(n))],
+        "loader": lambda: [v for b in ds.dataloader().batch(1).numpy(num_threads=2) for v in b["t"]],
+    }
+    if r.sample_compression is None or r.tiles:
+        del paths["stored"]
+    out = {}
+    for name, read in paths.items():
+        try:
+            out[name] = read()
+        except DeepLakeLoaderError as e:
+            out[name] = e
+    return out
+
+
+def _same(a, b):
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+SEEDS = {"raw": 101, "lz4": 102, "png": 103, "jpeg": 104, "text": 105, "labels": 106, "canvas": 107, "tiled": 108}
+# Deep Lake 3 chunks carry no checksums: flipped bytes inside a raw, lz4, JPEG or JSON payload can
+# read as other values, and nothing in the format can tell. PNG is checksummed (a CRC on every
+# PNG chunk): there a read that succeeds after any damage must give the original values. After a
+# truncation, or a sample's bytes removed while its shape stays, every kind must: the original
+# values or a clear error.
+CHECKSUMMED = {"png", "canvas"}
+
+
+def _empty_one_sample(buf, rng):
+    """The chunk with one non-empty sample's bytes removed (its shape-table entry kept)."""
+    from deeplake_loader.format.chunk import Chunk, serialize
+
+    chunk = Chunk.from_bytes(buf)
+    n = chunk.num_samples
+    if not len(chunk.bpos) or not n:
+        return None
+    ranges = chunk.byte_ranges(np.arange(n))
+    payloads = [bytes(chunk.data[s:e]) for s, e in ranges]
+    full = [i for i in range(n) if payloads[i]]
+    if not full:
+        return None
+    payloads[int(rng.choice(full))] = b""
+    return serialize(np.array([chunk.shape(i) for i in range(n)], np.int64), [len(p) for p in payloads],
+                     b"".join(payloads))
 
 
 @pytest.mark.parametrize("kind", ["raw", "lz4", "png", "jpeg", "text", "labels", "canvas", "tiled"])
 def test_random_damage_never_escapes(kind):
+    """Each damage (bytes flipped, truncated, overwritten, a sample emptied) of a chunk or index
+    file: every read path — t[i], t.numpy(aslist=True), the column loader, the stored bytes and the
+    dataloader — gives the original values or a DeepLakeLoaderError naming the tensor; never
+    another exception; where the format can tell (see CHECKSUMMED), never other values."""
     ds = _build(kind)
     st = ds.storage
     keys = [k for k in st.list("t/") if "/chunks/" in k or k.endswith("_index/unsharded")]
     assert keys
     originals = {k: st.get(k) for k in keys}
-    rng = np.random.default_rng(hash(kind) % 2**32)
+    truth = _read_all(dl.load(ds.path))
+    assert not any(isinstance(v, Exception) for v in truth.values()), truth
+    rng = np.random.default_rng(SEEDS[kind])
     outcomes = {"ok": 0, "error": 0}
     for trial in range(TRIALS):
         key = keys[trial % len(keys)]
         buf = bytearray(originals[key])
-        how = trial % 3
-        if how == 0 and len(buf):  # flip bytes
+        how = ("flip", "truncate", "overwrite", "empty")[trial % 4]
+        if how == "flip" and len(buf):
             for p in rng.integers(0, len(buf), 1 + int(rng.integers(0, 4))):
                 buf[p] ^= int(rng.integers(1, 256))
-        elif how == 1:  # truncate
+        elif how == "truncate":
             buf = buf[:int(rng.integers(0, max(len(buf), 1)))]
-        else:  # garbage tail / overwrite a header word
+        elif how == "overwrite":
             p = int(rng.integers(0, max(len(buf) - 4, 1)))
             buf[p:p + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
+        elif how == "empty":
+            emptied = _empty_one_sample(bytes(buf), rng) if "/chunks/" in key else None
+            if emptied is None:
+                continue
+            buf = bytearray(emptied)
         st.put(key, bytes(buf))
+        checked = how in ("truncate", "empty") or kind in CHECKSUMMED
         try:
-            _read_all(dl.load(ds.path))
-            outcomes["ok"] += 1
-        except DeepLakeLoaderError as e:
-            outcomes["error"] += 1
-            assert "'t'" in str(e) or "t/" in str(e), f"error does not name the tensor or key: {e}"
+            try:
+                got = _read_all(dl.load(ds.path))
+            except DeepLakeLoaderError as e:  # the dataset does not even open
+                got = {"open": e}
+            for path, value in got.items():
+                if isinstance(value, Exception):
+                    outcomes["error"] += 1
+                    assert "'t'" in str(value) or "t/" in str(value), f"{path}: error does not name the tensor: {value}"
+                    continue
+                outcomes["ok"] += 1
+                strict = checked and (path != "stored" or how != "flip" and how != "overwrite")  # raw bytes: no CRC
+                assert len(value) == len(truth[path]) or not strict, f"{path} after {how} of {key}: length changed"
+                if strict:
+                    bad = [i for i, (a, b) in enumerate(zip(value, truth[path])) if not _same(a, b)]
+                    assert not bad, f"{path} after {how} of {key}: rows {bad[:5]} read other values than were written"
         finally:
             st.put(key, originals[key])
     assert outcomes["error"] > 0
-    _read_all(dl.load(ds.path))  # restored: reads again
+    assert all(_same(a, b) for a, b in zip(_read_all(dl.load(ds.path)).values(), truth.values()))  # restored
 
 
 _BAD_VALUES = [None, "x", -1, 3.5, [], [1, "a"], {}, {"a": 1}, True, [-5, 2], "uint8", "jpeg"]

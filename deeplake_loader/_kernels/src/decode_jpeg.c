@@ -106,6 +106,25 @@ void *dl_ctx_scratch(dl_ctx *ctx, int kind, size_t n) {
   return ctx->scratch[kind];
 }
 
+/* 2 x Pillow's Image.MAX_IMAGE_PIXELS: the size at which Pillow refuses an image outright. */
+static volatile uint64_t max_pixels = 178956970u;
+
+void dl_set_max_pixels(uint64_t n) { max_pixels = n; }
+
+uint64_t dl_max_pixels(void) { return max_pixels; }
+
+int dl_check_pixels(uint64_t height, uint64_t width, char *msg) {
+  uint64_t limit = max_pixels;
+  if (height * width <= limit) return DL_OK; /* both < 2^32: the product cannot overflow */
+  if (msg)
+    snprintf(msg, DL_MSG_LEN,
+             "image header claims %llux%llu (%llu pixels), over the limit of %llu pixels "
+             "(deeplake_loader.set_max_image_pixels raises it)",
+             (unsigned long long)height, (unsigned long long)width,
+             (unsigned long long)(height * width), (unsigned long long)limit);
+  return DL_ERR_TOOBIG;
+}
+
 int dl_codec_of(const uint8_t *buf, size_t n) {
   static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
   if (n >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF) return DL_CODEC_JPEG;
@@ -211,6 +230,7 @@ int dl_jpeg_info(dl_ctx *ctx, const uint8_t *buf, size_t n, int *height, int *wi
   *width = (int)ci->image_width;
   *channels = natural_channels(ci);
   jpeg_abort_decompress(ci);
+  if (dl_check_pixels(ci->image_height, ci->image_width, msg) != DL_OK) return DL_ERR_TOOBIG;
   if (*channels == 0) {
     set_msg(msg, "unsupported JPEG colour space");
     return DL_ERR_UNSUPPORTED;
@@ -246,6 +266,10 @@ int dl_jpeg_decode(dl_ctx *ctx, const uint8_t *buf, size_t n, uint8_t *out, int 
     jpeg_abort_decompress(ci);
     set_msg(msg, "JPEG holds tables only, no image");
     return DL_ERR_CORRUPT;
+  }
+  if (dl_check_pixels(ci->image_height, ci->image_width, msg) != DL_OK) {
+    jpeg_abort_decompress(ci);
+    return DL_ERR_TOOBIG;
   }
   nat = natural_channels(ci);
   if (nat == 0) {
@@ -357,6 +381,10 @@ int dl_jpeg_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t
   }
   H = ci->image_height;
   W = ci->image_width;
+  if (dl_check_pixels((uint64_t)H, (uint64_t)W, msg) != DL_OK) {
+    jpeg_abort_decompress(ci);
+    return DL_ERR_TOOBIG;
+  }
   if (bh < 1 || bw < 1 || by < 0 || bx < 0 || by + bh > H || bx + bw > W) {
     if (msg)
       snprintf(msg, DL_MSG_LEN, "crop box (y=%lld, x=%lld, h=%lld, w=%lld) outside the %lldx%lld image",

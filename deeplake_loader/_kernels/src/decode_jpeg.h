@@ -24,6 +24,7 @@
 #define DL_ERR_NOMEM 6       /* scratch allocation failed */
 #define DL_ERR_FORMAT 7      /* neither a JPEG nor a PNG (or empty) */
 #define DL_ERR_BOX 8         /* crop box outside the image or empty */
+#define DL_ERR_TOOBIG 9      /* the header claims more pixels than dl_max_pixels() allows */
 
 #define DL_CODEC_UNKNOWN 0
 #define DL_CODEC_JPEG 1
@@ -41,6 +42,15 @@ void dl_ctx_free(dl_ctx *ctx);
 void *dl_ctx_scratch(dl_ctx *ctx, int kind, size_t n);
 
 int dl_codec_of(const uint8_t *buf, size_t n);
+
+/* The decompression-bomb limit: the most pixels (height x width) an image header may claim.
+ * Every info/decode/crop function checks it right after reading the header, before it allocates
+ * anything of the image's size; over the limit it returns DL_ERR_TOOBIG with the claimed size in
+ * msg. Process-wide; set it before decoding (a change during a decode applies to later images). */
+void dl_set_max_pixels(uint64_t n);
+uint64_t dl_max_pixels(void);
+/* DL_OK, or DL_ERR_TOOBIG with a message naming the claimed size and the limit. */
+int dl_check_pixels(uint64_t height, uint64_t width, char *msg);
 
 /* Header only. channels: 1 gray, 3 YCbCr/RGB, 4 CMYK/YCCK. */
 int dl_jpeg_info(dl_ctx *ctx, const uint8_t *buf, size_t n, int *height, int *width,

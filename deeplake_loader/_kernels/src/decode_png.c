@@ -144,6 +144,7 @@ int dl_png_info(const uint8_t *buf, size_t n, int *height, int *width, int *chan
   *width = (int)png_get_image_width(png, info);
   setup_transforms(png, info, channels, bytes_per_channel);
   png_destroy_read_struct(&png, &info, NULL);
+  if (dl_check_pixels((uint64_t)(uint32_t)*height, (uint64_t)(uint32_t)*width, msg) != DL_OK) return DL_ERR_TOOBIG;
   if (*channels == 0) {
     set_msg(msg, "unsupported PNG colour type");
     return DL_ERR_UNSUPPORTED;
@@ -290,6 +291,11 @@ int dl_png_decode(const uint8_t *buf, size_t n, uint8_t *out, int h, int w, int 
     set_msg(msg, n == 0 ? "empty buffer" : "not a PNG file");
     return DL_ERR_FORMAT;
   }
+  if (h <= 0 || w <= 0) {
+    set_msg(msg, "output buffer has a zero dimension");
+    return DL_ERR_SHAPE;
+  }
+  if (dl_check_pixels((uint64_t)h, (uint64_t)w, msg) != DL_OK) return DL_ERR_TOOBIG;
   if (fast_png(buf, n, out, h, w, c, bpc) == DL_OK) {
     if (msg) msg[0] = 0;
     return DL_OK;
@@ -312,6 +318,10 @@ int dl_png_decode(const uint8_t *buf, size_t n, uint8_t *out, int h, int w, int 
   }
   png_set_read_fn(png, &src, dl_png_read);
   png_read_info(png, info);
+  if (dl_check_pixels(png_get_image_height(png, info), png_get_image_width(png, info), msg) != DL_OK) {
+    png_destroy_read_struct(&png, &info, NULL);
+    return DL_ERR_TOOBIG;
+  }
   setup_transforms(png, info, &channels, &ibpc);
   if (channels == 0) {
     png_destroy_read_struct(&png, &info, NULL);
