@@ -516,9 +516,9 @@ def decode(buffers, *, num_threads=1, bint strict=True, channels=None):
     the same shape and dtype, else a list of (H,W,C) arrays. ``channels`` forces C (e.g. 3 to get
     RGB from grayscale or CMYK JPEGs)."""
     shapes = []
-    for info in image_infos(buffers):  # the pixel limit holds here, before the allocation below
-        c = info[3] if channels is None else int(channels)
-        shapes.append(((info[1], info[2], c), info.dtype))
+    for _, h, w, c, bpc in image_infos(buffers).tolist():  # the pixel limit holds here, before allocating
+        c = c if channels is None else int(channels)
+        shapes.append(((h, w, c), np.dtype(np.uint16 if bpc == 2 else np.uint8)))
     if not shapes:
         return np.empty((0, 0, 0, 0 if channels is None else int(channels)), np.uint8)
     if all(s == shapes[0] for s in shapes):

@@ -85,7 +85,8 @@ def _decode_all(data: bytes):
     from deeplake_loader.errors import DecodeError
 
     try:
-        (info,) = K.image_infos([data])
+        K.image_infos([data])  # the batched probe (one row of [codec, h, w, c, bytes per channel])
+        info = K.image_info(data)
     except DecodeError:
         return None
     for strict in (True, False):
@@ -115,7 +116,8 @@ def crop_one(data: bytes):
     y, x, h, w, th, tw, flip, c = data[-8:]
     data = data[:-8]
     try:
-        (info,) = K.image_infos([data])
+        K.image_infos([data])  # the batched probe (one row of [codec, h, w, c, bytes per channel])
+        info = K.image_info(data)
     except DecodeError:
         return
     box = np.array([[y % (info.height + 1), x % (info.width + 1), 1 + h % info.height, 1 + w % info.width]], np.int64)
