@@ -170,3 +170,33 @@ def run_config(script: str, n: int, name: str) -> dict:
     if out.returncode:
         raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def corpus_args(argv, doc: str, run_config, prepare, *, quick_n: int = 500, rounds: int | None = None,
+                what: str = "as a folder and as a dataset"):
+    """The common start of the benches over bench_loader's corpus (JPEGs 500x375 q90 + labels):
+    parses ``--n``, ``--quick`` (``quick_n`` images; one round), ``--rounds`` (when ``rounds`` is
+    given) and the hidden ``--config``. With ``--config`` it runs that one row (this is the row's
+    own process, see ``run_config``), prints its JSON and returns None; otherwise it prints the
+    machine, prepares the data with ``prepare(n)`` and returns the arguments (``args.n`` final)."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--quick", action="store_true", help=f"{quick_n} images")
+    if rounds is not None:
+        ap.add_argument("--rounds", type=int, default=rounds, help="interleaved rounds; the best of each row is kept")
+    ap.add_argument("--config", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.n = quick_n
+        if rounds is not None:
+            args.rounds = 1
+    if args.config:
+        print(json.dumps(run_config(args.config, args.n)))
+        return None
+    print(machine_info())
+    print(f"preparing {args.n} JPEGs (500x375 q90) {what} ...", flush=True)
+    prepare(args.n)
+    return args

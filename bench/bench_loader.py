@@ -13,8 +13,6 @@ Usage: python3 bench/bench_loader.py [--n 5000] [--quick]
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -121,18 +119,10 @@ def run_config(name, n):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=5000)
-    ap.add_argument("--quick", action="store_true", help="500 images")
-    ap.add_argument("--config", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    n = 500 if args.quick else args.n
-    if args.config:
-        print(json.dumps(run_config(args.config, n)))
+    args = C.corpus_args(argv, __doc__, run_config, dataset)
+    if args is None:
         return 0
-    print(C.machine_info())
-    print(f"preparing {n} JPEGs (500x375 q90) as a folder and as a dataset ...", flush=True)
-    dataset(n)
+    n = args.n
     results = {}
     for name in CONFIGS:
         results[name] = C.run_config(__file__, n, name)

@@ -17,7 +17,6 @@ Usage: python3 bench/bench_oss.py [--n 5000] [--quick] [--rounds 2]
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -103,19 +102,10 @@ def measure(name, n):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=5000)
-    ap.add_argument("--quick", action="store_true", help="500 images")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best of each row is kept")
-    ap.add_argument("--config", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    n = 500 if args.quick else args.n
-    if args.config:
-        print(json.dumps(run_config(args.config, n)))
+    args = C.corpus_args(argv, __doc__, run_config, bench_loader.dataset, rounds=2, what="as a dataset")
+    if args is None:
         return 0
-    print(C.machine_info())
-    print(f"preparing {n} JPEGs (500x375 q90) as a dataset ...", flush=True)
-    bench_loader.dataset(n)
+    n = args.n
     best = {}
     for r in range(args.rounds):
         for name in ROWS:

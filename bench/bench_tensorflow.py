@@ -16,8 +16,6 @@ Usage: python3 bench/bench_tensorflow.py [--n 5000] [--rounds 3] [--quick]
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import sys
@@ -85,19 +83,10 @@ def run_config(name, n):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=5000)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="640 images, one round")
-    ap.add_argument("--config", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    n, rounds = (640, 1) if args.quick else (args.n, args.rounds)
-    if args.config:
-        print(json.dumps(run_config(args.config, n)))
+    args = C.corpus_args(argv, __doc__, run_config, dataset, quick_n=640, rounds=3)
+    if args is None:
         return 0
-    print(C.machine_info())
-    print(f"preparing {n} JPEGs (500x375 q90) as a folder and as a dataset ...", flush=True)
-    dataset(n)
+    n, rounds = args.n, args.rounds
     runs = {name: [] for name in CONFIGS}
     for r in range(rounds):
         for name in CONFIGS:
