@@ -205,6 +205,9 @@ def main(argv=None):
         for round_ in range(args.rounds):
             print(f"round {round_ + 1} of {args.rounds}", flush=True)
             for name in configs:
+                if name == "slow_fill":  # every round fills an empty cache (else it would read the last round's)
+                    shutil.rmtree(cache_dir, ignore_errors=True)
+                    os.makedirs(cache_dir)
                 r = run_row(name, *where[name.split("_")[0]], cache_dir, servers=[moto, link])
                 if r is None:
                     return 1
