@@ -12,7 +12,8 @@ next ones in flight on a few threads (``reader.load_chunk``: memory cache, then 
   spends ``t_use`` on a chunk between two takes (median of recent ones, waits excluded, the
   first three left out: they come while the queues downstream fill), so
   ``ceil(t_fetch / t_use) + 1`` reads in flight keep it fed. Before anything is measured: 2 on a
-  local disk, 4 on a remote store. When the byte budget holds fewer chunks than the requests
+  local disk, 4 on a remote store, each read there as 4 range requests (the consumer waits for
+  the first chunks of an epoch: they should arrive at several connections' speed). When the byte budget holds fewer chunks than the requests
   wanted, each chunk is read as several range requests so they add up (at most 8 per chunk and
   32 in all);
 * bytes: chunks read or being read and not yet taken. Without shuffle the budget is
@@ -39,6 +40,7 @@ from ..errors import RemoteReadError
 
 WINDOW_MB = 256
 START_LOCAL, START_REMOTE = 2, 4  # chunk reads in flight before any has been timed
+START_PARTS = 4  # range requests per chunk then, on a remote store (the consumer soon waits for them)
 URGENT_PARTS = 8  # range requests of a chunk the consumer already waits for
 MAX_PARTS = 8
 MAX_REQUESTS = 32  # requests in flight when chunks are split (each costs CPU on both ends)
@@ -133,7 +135,9 @@ class ChunkWindow:
         with self._cv:
             fetch, use = list(self._fetch_times), sorted(self._use_times)
         if not fetch or len(use) < 2:
-            return (START_LOCAL if self.reader.storage.stats is None else START_REMOTE), None
+            if self.reader.storage.stats is None:
+                return START_LOCAL, None
+            return START_REMOTE, START_PARTS
         t_use = max(use[len(use) // 2], 1e-4)
         t_fetch = sorted(fetch)[len(fetch) // 4]  # one connection's time for a whole chunk
         wanted = math.ceil(t_fetch / t_use) + 1
