@@ -186,7 +186,7 @@ class SlowLink:
             delay = self.latency + (self.rng.uniform(0, self.jitter) if self.jitter else 0.0)
         if delay and self._stopping.wait(delay):
             return False
-        up = socket.create_connection(self.upstream)
+        up = socket.create_connection(self.upstream, timeout=None)  # blocking whatever the default (splice)
         try:
             self._track(up)
             up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
