@@ -213,8 +213,9 @@ class _LoaderBase:
 
     def __iter__(self):
         from .iterators import converter_for
-        from .pipeline import state
+        from .pipeline import plan, state
 
+        self._config.dataset._open_readers(plan.selected_tensors(self._config))  # together, not one by one
         convert = converter_for(self._config)
         batches = state.track(self)
         if self._config.progressbar:

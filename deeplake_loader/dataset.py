@@ -237,6 +237,32 @@ class Dataset:
                                          lru=self._shared["lru"], links=self._links())
         return readers[full]
 
+    def _open_readers(self, names) -> None:
+        """Open the readers of tensors ``names`` (relative to this group) that are not open yet, at
+        once: on a remote store their metadata reads, and the listings of their chunk folders,
+        overlap (a round trip or two in all instead of two per tensor, before an epoch's first
+        batch). Errors are those of ``_reader``."""
+        all_names = self._names()
+        readers = self._shared["readers"]
+        todo = [f for f in dict.fromkeys(self._full(n) for n in names) if f not in readers and f in all_names]
+        if len(todo) < 2 or not self.storage.prefers_ranges:
+            return
+        self._flush_pending()
+        lru, links = self._shared["lru"], self._links()
+
+        def open_one(full):
+            r = TensorReader(self.storage, self.version_state, full, all_names[full], lru=lru, links=links)
+            if len(r.enc.table):
+                r.chunk_size(r.enc.name(r.enc.table[0, 0]))  # lists the chunk folder (sizes for the fetch window)
+            return r
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(8, len(todo)), thread_name_prefix="deeplake_loader-open") as ex:
+            opened = list(ex.map(open_one, todo))
+        for full, r in zip(todo, opened):
+            readers.setdefault(full, r)
+
     def _enable_local_cache(self, size_mb=None) -> bool:
         """Turn on the on-disk chunk cache of a remote dataset (the hook behind
         ``ds.pytorch(use_local_cache=True)``): ``size_mb`` MB, else the dataset's

@@ -267,3 +267,35 @@ def test_enable_local_cache_hook(moto_s3, remote_rows, tmp_path, monkeypatch):
     assert 0 < ds.storage.cache.size() <= 8_000_000
     local = dl.load(write_row_dataset(tmp_path / "local", 3), read_only=True)
     assert local._enable_local_cache() is False
+
+
+def test_epoch_opens_its_tensors_together(moto_s3, remote_rows, monkeypatch):
+    """Before an epoch's first batch, the metadata of every selected tensor and the listings of
+    their chunk folders are read at once, not one tensor after another: over a link with 50 ms
+    per request, the two tensors' reads are in flight at the same time. Rows are unchanged."""
+    import threading
+
+    import deeplake_loader as dl
+    from deeplake_loader.storage.remote import FsspecProvider
+
+    spans = []
+    real = FsspecProvider.get_many
+
+    def recorded(self, keys):
+        keys = list(keys)
+        t0 = time.monotonic()
+        out = real(self, keys)
+        spans.append((keys[0].split("/")[0], t0, time.monotonic(), threading.current_thread().name))
+        return out
+
+    monkeypatch.setattr(FsspecProvider, "get_many", recorded)
+    with SlowLink(moto_s3.endpoint, latency=0.05, seed=1) as link:
+        ds = dl.load(remote_rows, read_only=True, creds=moto_s3.creds(link.url))
+        with ds.dataloader().batch(16).pytorch(num_threads=1) as loader:
+            assert _rows(_epochs(loader)) == list(range(N))
+    meta = {name: (a, b) for name, a, b, _ in spans if name in ("images", "labels")}
+    assert set(meta) == {"images", "labels"}, spans
+    (a1, b1), (a2, b2) = meta["images"], meta["labels"]
+    assert a1 < b2 and a2 < b1, spans  # the two round trips overlap
+    listed = set(ds.storage.inner._listings) if hasattr(ds.storage, "inner") else set(ds.storage._listings)
+    assert {"images/chunks", "labels/chunks"} <= listed
