@@ -1,5 +1,5 @@
-"""A far, unreliable network link on loopback: an HTTP/1.1 proxy (asyncio) in front of a local server
-(the moto S3 server of the s3 tests and of bench/bench_remote.py), adding per request
+"""A far, unreliable network link on loopback: an HTTP/1.1 proxy in front of a local server (the
+moto S3 server of the s3 tests and of bench/bench_remote.py), adding per request
 
 * ``latency`` seconds before the request is forwarded (a round trip to a far region),
 * a ``bandwidth`` cap in bytes/s on each client connection's response bytes,
@@ -13,23 +13,31 @@ records (method, path, fault) of every request.
 
 Client connections are kept alive (as a real S3 endpoint does) while every request goes to the
 upstream server on a connection of its own (moto answers ``Connection: close``). Which responses
-fail is drawn from ``random.Random(seed)`` in the order responses start.
+fail is drawn from ``random.Random(seed)`` under a lock at the moment each response starts.
 
 In a test::
 
     with SlowLink(endpoint, latency=0.03, bandwidth=25e6, cut=0.3) as link:
         ... creds["endpoint_url"] = link.url ...
 
-``SlowLink`` runs its event loop on a thread of the calling process; ``python -m
-tests.common.slowlink --upstream URL ...`` runs it as its own process (the bench does, so the
-proxy's work does not compete for the measured process's GIL) and prints its URL on stdout.
+An emulated link must cost next to no CPU (the bench measures a loader on the same cores), so the
+proxy is a thread per client connection on blocking sockets: headers are parsed in Python, but
+response bodies move from the upstream socket to the client's through a pipe with ``os.splice``
+(no copy through user space, the GIL released; ``recv_into`` one preallocated buffer where splice
+is missing), in steps of ~10 ms of bytes when a bandwidth is set, sleeping against a schedule
+between steps. ``stop()`` shuts every socket down, which wakes every blocked thread, and joins them.
+
+``SlowLink`` runs in threads of the calling process; ``python -m tests.common.slowlink --upstream
+URL ...`` runs it as its own process (the bench does, so the proxy's work does not compete for the
+measured process's GIL), prints its URL on stdout and stops when its stdin closes.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
 import random
+import selectors
 import socket
 import struct
 import sys
@@ -37,7 +45,13 @@ import threading
 import time
 from urllib.parse import urlparse
 
-_PIECE = 256 << 10  # bytes read from the upstream at a time
+_PIECE = 1 << 20  # the most body bytes moved per step (the pipe's size, the copy buffer's)
+_HEAD_LIMIT = 64 << 10  # longest request or response head accepted
+_STEP = 0.02  # seconds of bytes sent at once under a bandwidth cap (a step costs ~0.1 ms of CPU)
+
+
+class _Gone(Exception):
+    """The connection is done (closed by a peer, cut, or the link is stopping)."""
 
 
 class SlowLink:
@@ -52,10 +66,13 @@ class SlowLink:
         self.rng = random.Random(seed)
         self.port = port
         self.counts = {"requests": 0, "cut": 0, "stalled": 0, "connections": 0}
-        self._loop = None
+        self._lock = threading.Lock()  # rng, log, times, counts and the sets below
+        self._stopping = threading.Event()
+        self._sockets: set = set()
+        self._threads: set = set()
+        self._listener = None
+        self._wake = None  # socketpair: stop() writes to [1] to end the accept loop
         self._thread = None
-        self._server = None
-        self._tasks: set = set()
 
     @property
     def url(self) -> str:
@@ -70,36 +87,33 @@ class SlowLink:
 
     # ------------------------------------------------------------------------------ lifetime
     def start(self) -> "SlowLink":
-        ready = threading.Event()
-        failure = []
-
-        def run():
-            self._loop = asyncio.new_event_loop()
-            try:
-                self._loop.run_until_complete(self._open())
-            except BaseException as e:  # noqa: BLE001 - reported to start()
-                failure.append(e)
-                ready.set()
-                self._loop.close()
-                return
-            ready.set()
-            try:
-                self._loop.run_forever()
-            finally:
-                self._loop.run_until_complete(self._close())
-                self._loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="slowlink")
+        self._stopping.clear()
+        listener = socket.create_server(("127.0.0.1", self.port), backlog=128)
+        listener.setblocking(False)  # accept() after a wake-up that was not a connection must not block
+        self.port = listener.getsockname()[1]
+        self._listener, self._wake = listener, socket.socketpair()
+        self._thread = threading.Thread(target=self._accept, daemon=True, name="slowlink")
         self._thread.start()
-        ready.wait(10)
-        if failure:
-            raise failure[0]
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+        """End every thread and close every socket of the link (connections in flight are dropped)."""
+        if self._thread is None:
+            return
+        self._stopping.set()
+        self._wake[1].send(b"x")
+        with self._lock:
+            live = list(self._sockets)
+        for sock in live:  # wakes the threads blocked on them (recv, splice, sendall)
+            _shutdown(sock)
+        self._thread.join(10)
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:
+            t.join(10)
+        self._listener.close()
+        for s in self._wake:
+            s.close()
         self._thread = None
 
     def __enter__(self):
@@ -108,59 +122,77 @@ class SlowLink:
     def __exit__(self, *exc):
         self.stop()
 
-    async def _open(self):
-        self._server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+    def _track(self, sock) -> None:
+        """Registers a socket for stop() to shut down; raises _Gone if the link is stopping."""
+        with self._lock:
+            self._sockets.add(sock)
+        if self._stopping.is_set():  # stop() may have listed the sockets before this one came
+            raise _Gone
 
-    async def _close(self):
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
+    def _forget(self, sock) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+        sock.close()
 
-    async def serve_forever(self):
-        """Run in the current event loop until cancelled (the command-line entry point)."""
-        await self._open()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self._close()
+    def _accept(self):
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._listener, selectors.EVENT_READ)
+            sel.register(self._wake[0], selectors.EVENT_READ)
+            while True:
+                sel.select()
+                if self._stopping.is_set():
+                    return
+                try:
+                    sock, _ = self._listener.accept()
+                except OSError:
+                    continue
+                sock.setblocking(True)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with self._lock:
+                    self.counts["connections"] += 1
+                    t = threading.Thread(target=self._client, args=(sock,), daemon=True,
+                                         name=f"slowlink-{self.counts['connections']}")
+                    self._threads.add(t)
+                t.start()
 
     # ----------------------------------------------------------------------------- the link
-    async def _client(self, creader, cwriter):
-        task = asyncio.current_task()
-        self._tasks.add(task)
-        self.counts["connections"] += 1
+    def _client(self, sock):
+        mover = None
         try:
-            while await self._one_request(creader, cwriter):
+            self._track(sock)
+            client = _Reader(sock)
+            mover = _Splice() if _Splice.usable else _Copy()
+            while self._one_request(client, mover):
                 pass
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        except asyncio.CancelledError:  # stop(): end quietly (asyncio logs a handler's cancellation)
+        except (OSError, _Gone):
             pass
         finally:
-            self._tasks.discard(task)
-            cwriter.transport.abort()
+            if mover is not None:
+                mover.close()
+            self._forget(sock)
+            with self._lock:
+                self._threads.discard(threading.current_thread())
 
-    async def _one_request(self, creader, cwriter) -> bool:
+    def _one_request(self, client, mover) -> bool:
         """Forward one request and its response; False when the client connection is done."""
-        head = await _read_head(creader)
+        head = client.head()
         if head is None:
             return False
         method, path = head.split(b" ", 2)[:2]
         method = method.upper()
-        body = await creader.readexactly(_content_length(head) or 0)
-        self.counts["requests"] += 1
-        delay = self.latency + (self.rng.uniform(0, self.jitter) if self.jitter else 0.0)
-        if delay:
-            await asyncio.sleep(delay)
-        ureader, uwriter = await asyncio.open_connection(*self.upstream, limit=4 * _PIECE)
+        body = client.exactly(_content_length(head) or 0)
+        with self._lock:
+            self.counts["requests"] += 1
+            delay = self.latency + (self.rng.uniform(0, self.jitter) if self.jitter else 0.0)
+        if delay and self._stopping.wait(delay):
+            return False
+        up = socket.create_connection(self.upstream, timeout=None)  # blocking whatever the default (splice)
         try:
-            uwriter.write(head + body)
-            await uwriter.drain()
-            rhead = await _read_head(ureader)
+            self._track(up)
+            up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            up.sendall(head + body)
+            upstream = _Reader(up)
+            rhead = upstream.head()
             if rhead is None:
                 return False
             length = _content_length(rhead)
@@ -169,78 +201,174 @@ class SlowLink:
                 length = 0
             keep = length is not None
             out_head = _without_connection_close(rhead) if keep else rhead
-            draw = self.rng.random()
-            fault = "cut" if draw < self.cut else "stall" if draw < self.cut + self.stall else None
-            if self.match is not None and self.match.encode() not in path:
-                fault = None
-            at = self.rng.randrange(length) if fault and length else None
-            self.log.append((method.decode(), path.decode(), fault if at is not None else None))
-            self.times.append(time.monotonic())
-            sender = _Throttle(cwriter, self.bandwidth)
-            await sender.send(out_head)
-            if length is None:  # delimited by the upstream closing: pass through, then close
-                while chunk := await ureader.read(_PIECE):
-                    await sender.send(chunk)
+            with self._lock:  # the draw, the log and the response's start, in one order
+                draw = self.rng.random()
+                fault = "cut" if draw < self.cut else "stall" if draw < self.cut + self.stall else None
+                if self.match is not None and self.match.encode() not in path:
+                    fault = None
+                at = self.rng.randrange(length) if fault and length else None
+                self.log.append((method.decode(), path.decode(), fault if at is not None else None))
+                self.times.append(time.monotonic())
+            pace = _Pace(self.bandwidth, self._stopping)
+            pace.send(client.sock, out_head)
+            complete = self._body(upstream, client.sock, mover, length if at is None else at, pace)
+            if not complete or length is None:  # short upstream, or delimited by the upstream closing
                 return False
-            sent = 0
-            while sent < length:
-                chunk = await ureader.read(min(_PIECE, length - sent))
-                if not chunk:
-                    return False
-                if at is not None and sent + len(chunk) > at:
-                    await sender.send(chunk[:at - sent])
-                    await self._fail(fault, creader, cwriter)
-                    return False
-                await sender.send(chunk)
-                sent += len(chunk)
+            if at is not None:
+                self._forget(up)
+                self._fail(fault, client)
+                return False
             return True
         finally:
-            uwriter.transport.abort()
+            self._forget(up)
 
-    async def _fail(self, fault, creader, cwriter):
+    def _body(self, upstream, dst, mover, limit, pace) -> bool:
+        """Forward ``limit`` body bytes (None: until the upstream closes) at the pace's rate; False if
+        the upstream closed before ``limit``."""
+        first = upstream.buf if limit is None else upstream.buf[:limit]
+        upstream.buf = b""
+        pace.send(dst, first)
+        sent = len(first)
+        while limit is None or sent < limit:
+            want = pace.step if limit is None else min(pace.step, limit - sent)
+            n = mover.fill(upstream.sock, want)
+            if not n:
+                return limit is None
+            pace.wait(n)
+            mover.drain(dst)
+            sent += n
+        return True
+
+    def _fail(self, fault, client):
         if fault == "cut":
-            self.counts["cut"] += 1
-            sock = cwriter.get_extra_info("socket")
-            if sock is not None:  # a reset (RST), as a dropped connection gives
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            cwriter.transport.abort()
+            with self._lock:
+                self.counts["cut"] += 1
+            # a reset (RST), as a dropped connection gives: _client's close sends it
+            client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return
-        self.counts["stalled"] += 1
-        await cwriter.drain()
-        while await creader.read(_PIECE):  # hang until the client closes the connection
+        with self._lock:
+            self.counts["stalled"] += 1
+        while client.sock.recv(1 << 16):  # hang until the client closes the connection (or stop())
             pass
 
 
-class _Throttle:
-    """Writes to one connection at no more than ``rate`` bytes/s (None: as fast as it drains)."""
+class _Reader:
+    """A blocking socket and the bytes read from it past the last head or body taken."""
 
-    def __init__(self, writer, rate):
-        self.writer, self.rate = writer, rate
+    def __init__(self, sock):
+        self.sock, self.buf = sock, b""
+
+    def head(self) -> bytes | None:
+        """Bytes up to and including the blank line; None at a clean end of stream."""
+        start = 0
+        while (end := self.buf.find(b"\r\n\r\n", start)) < 0:
+            if len(self.buf) > _HEAD_LIMIT:
+                raise _Gone
+            start = max(0, len(self.buf) - 3)
+            data = self.sock.recv(1 << 16)
+            if not data:
+                if self.buf:
+                    raise _Gone  # a head cut short
+                return None
+            self.buf += data
+        head, self.buf = self.buf[:end + 4], self.buf[end + 4:]
+        return head
+
+    def exactly(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            data = self.sock.recv(max(1 << 16, n - len(self.buf)))
+            if not data:
+                raise _Gone
+            self.buf += data
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+class _Splice:
+    """Moves bytes socket → pipe → socket in the kernel (no copy through user space): ``fill`` takes
+    up to n bytes from a socket, ``drain`` gives them all to another."""
+
+    usable = hasattr(os, "splice")
+
+    def __init__(self):
+        self.held = 0
+        self.r, self.w = os.pipe()
+        try:  # a bigger pipe moves a whole bandwidth step at once; refused above the user's pipe quota
+            import fcntl
+
+            fcntl.fcntl(self.w, fcntl.F_SETPIPE_SZ, _PIECE)
+            self.size = fcntl.fcntl(self.w, fcntl.F_GETPIPE_SZ)
+        except (OSError, AttributeError, ImportError):
+            self.size = 1 << 16
+
+    def fill(self, src, n: int) -> int:
+        self.held = os.splice(src.fileno(), self.w, min(n, self.size))
+        return self.held
+
+    def drain(self, dst) -> None:
+        while self.held:
+            moved = os.splice(self.r, dst.fileno(), self.held)
+            if not moved:
+                raise _Gone
+            self.held -= moved
+
+    def close(self):
+        os.close(self.r)
+        os.close(self.w)
+
+
+class _Copy:
+    """Moves bytes socket → socket through one preallocated buffer (where os.splice is missing)."""
+
+    def __init__(self):
+        self.view, self.held = memoryview(bytearray(_PIECE)), 0
+
+    def fill(self, src, n: int) -> int:
+        self.held = src.recv_into(self.view, min(n, _PIECE))
+        return self.held
+
+    def drain(self, dst) -> None:
+        dst.sendall(self.view[:self.held])
+
+    def close(self):
+        pass
+
+
+class _Pace:
+    """The schedule of one response: no more than ``rate`` bytes/s since it started (None: no cap).
+    Bytes go out ``step`` (~STEP seconds of them) at a time, each step when the schedule reaches its
+    last byte: the response's last byte leaves at start + size / rate, never earlier."""
+
+    def __init__(self, rate, stopping):
+        self.rate, self.stopping = rate, stopping
         self.start, self.sent = time.monotonic(), 0
+        self.step = max(4096, int(rate * _STEP)) if rate else _PIECE
 
-    async def send(self, data: bytes):
+    def wait(self, n: int) -> None:
+        """Return when ``n`` more bytes may go out."""
         if not self.rate:
-            self.writer.write(data)
-            await self.writer.drain()
             return
-        step = max(4096, int(self.rate / 100))  # ~10 ms of bytes at a time
-        for i in range(0, len(data), step):
-            piece = data[i:i + step]
-            self.writer.write(piece)
-            await self.writer.drain()
-            self.sent += len(piece)
-            wait = self.start + self.sent / self.rate - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        self.sent += n
+        wait = self.start + self.sent / self.rate - time.monotonic()
+        if wait > 0.1:  # long waits (a slow rate) end at once when the link stops
+            if self.stopping.wait(wait):
+                raise _Gone
+        elif wait > 0:  # time.sleep costs half of Event.wait's CPU; stop() shuts the socket meanwhile
+            time.sleep(wait)
+
+    def send(self, sock, data: bytes) -> None:
+        view = memoryview(data)
+        for i in range(0, len(view), self.step):
+            piece = view[i:i + self.step]
+            self.wait(len(piece))
+            sock.sendall(piece)
 
 
-async def _read_head(reader) -> bytes | None:
+def _shutdown(sock) -> None:
     try:
-        return await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as e:
-        if e.partial:
-            raise
-        return None
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _headers(head: bytes):
@@ -274,18 +402,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
     link = SlowLink(a.upstream, latency=a.latency, bandwidth=a.bandwidth, cut=a.cut, stall=a.stall, seed=a.seed,
                     port=a.port)
-
-    async def run():
-        task = asyncio.ensure_future(link.serve_forever())
-        while link._server is None or not link._server.sockets:
-            await asyncio.sleep(0.01)
+    with link:
         print(link.url, flush=True)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, sys.stdin.read)  # stops when the parent closes our stdin
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    asyncio.run(run())
+        sys.stdin.read()  # stops when the parent closes our stdin
 
 
 if __name__ == "__main__":
