@@ -12,16 +12,17 @@ next ones in flight on a few threads (``reader.load_chunk``: memory cache, then 
   spends ``t_use`` on a chunk between two takes (median of recent ones, waits excluded, the
   first three left out: they come while the queues downstream fill), so
   ``ceil(t_fetch / t_use) + 1`` reads in flight keep it fed. Before anything is measured: 2 on a
-  local disk, 4 on a remote store, each read there as 4 range requests (the consumer waits for
-  the first chunks of an epoch: they should arrive at several connections' speed). When the byte budget holds fewer chunks than the requests
+  local disk, 4 on a remote store. When the byte budget holds fewer chunks than the requests
   wanted, each chunk is read as several range requests so they add up (at most 8 per chunk and
   32 in all);
 * bytes: chunks read or being read and not yet taken. Without shuffle the budget is
   ``WINDOW_MB``; with shuffle it is an eighth of ``buffer_size``, taken off the reservoir's share
   (``split_budget``), so shuffle buffer + window stay within the buffer size the user gave.
 
-The first chunk not yet read is always admitted, whatever its size. A read the consumer is
-already waiting for (the first of an epoch) is split into 8 parallel range requests. ``take(name)`` waits for the
+The first chunk not yet read is always admitted, whatever its size. On a remote store a read the
+consumer already waits for (the first of an epoch) is split into 8 parallel range requests, one it
+takes within the next 2 takes (the second of an epoch, or any when the window fell behind) into
+4; reads further ahead are whole chunks. ``take(name)`` waits for the
 next chunk of the plan and returns it; a read error is raised there, naming the rows the chunk
 would have served. The window changes when chunks arrive, never which chunks the steps use or in
 what order: the rows an epoch yields, and their order, are the same for any window. A step the
@@ -40,7 +41,7 @@ from ..errors import RemoteReadError
 
 WINDOW_MB = 256
 START_LOCAL, START_REMOTE = 2, 4  # chunk reads in flight before any has been timed
-START_PARTS = 4  # range requests per chunk then, on a remote store (the consumer soon waits for them)
+SOON, SOON_PARTS = 2, 4  # a remote chunk the consumer takes within SOON takes: this many range requests
 URGENT_PARTS = 8  # range requests of a chunk the consumer already waits for
 MAX_PARTS = 8
 MAX_REQUESTS = 32  # requests in flight when chunks are split (each costs CPU on both ends)
@@ -135,9 +136,7 @@ class ChunkWindow:
         with self._cv:
             fetch, use = list(self._fetch_times), sorted(self._use_times)
         if not fetch or len(use) < 2:
-            if self.reader.storage.stats is None:
-                return START_LOCAL, None
-            return START_REMOTE, START_PARTS
+            return (START_LOCAL if self.reader.storage.stats is None else START_REMOTE), None
         t_use = max(use[len(use) // 2], 1e-4)
         t_fetch = sorted(fetch)[len(fetch) // 4]  # one connection's time for a whole chunk
         wanted = math.ceil(t_fetch / t_use) + 1
@@ -171,7 +170,7 @@ class ChunkWindow:
                 if busy and not wanted_now and (self._in_flight >= limit or self._bytes + size > self.max_bytes):
                     break
                 urgent = self._next_submit <= self._next_take  # take() waits for it
-                entry = _Entry(name, size, URGENT_PARTS if urgent and self.fixed is None else parts, urgent)
+                entry = _Entry(name, size, self._parts(parts, urgent), urgent)
                 self._entries[name] = entry
                 self._bytes += size
                 self._in_flight += 1
@@ -185,6 +184,18 @@ class ChunkWindow:
                     t.start()
                 else:
                     self._cv.notify_all()
+
+    def _parts(self, parts, urgent):
+        """Range requests for the read being submitted (lock held): more when the consumer waits
+        for it, or will within SOON takes (the first chunks of an epoch; a window fallen behind).
+        A window far enough ahead reads whole chunks: every request costs CPU on both ends."""
+        if self.fixed is not None or self.reader.storage.stats is None:
+            return parts
+        if urgent:
+            return URGENT_PARTS
+        if self._next_submit - self._next_take < SOON:
+            return max(parts or 1, SOON_PARTS)
+        return parts
 
     def _work(self) -> None:
         while True:
