@@ -3,20 +3,22 @@
 s3fs reads a body on its single asyncio thread: every byte is received into a new bytes object,
 queued, joined into the response, and joined again with the other parts of the chunk — three
 copies, all holding the GIL, all on one thread, which is what caps a remote epoch on a machine
-whose cores are busy decoding. Here a chunk read is a few HTTP range requests on urllib3's pooled
-keep-alive connections, each part received by ``readinto`` into its own slice of the chunk's
-buffer: one copy, made by the kernel in ``recv_into`` with the GIL released, on as many threads
-as there are parts.
+whose cores are busy decoding. Here a chunk read is a few HTTP range requests on kept-alive
+``http.client`` connections, each part received by ``HTTPResponse.readinto`` into its own slice of
+the chunk's buffer: one copy, made by the kernel in ``recv_into`` with the GIL released, on as
+many threads as there are parts. (urllib3, which botocore uses, was tried first: its ``readinto``
+is a ``read`` and a copy, and cost more CPU per byte than the socket itself.)
 
 Requests go to a presigned URL of the object (s3fs's ``url``: the credentials, region and endpoint
 s3fs resolved, signed by botocore), made once per object and reused until near its expiry; a
 ``Range`` header is not part of the signature. HTTP answers map onto the errors the retry policy
 (``storage.retry``) classifies: 404 → FileNotFoundError, 403 → PermissionError, 5xx / throttling
 and an expired URL (signed again) → OSError(EREMOTEIO), a body that ends early →
-``http.client.IncompleteRead``, a stalled connection → urllib3's ReadTimeoutError after the read
-timeout. Anything else (a redirect to another region,
-a 400 about the signature) means this endpoint wants what only the botocore client does:
-``Unsupported`` is raised, and the provider goes back to s3fs for good.
+``http.client.IncompleteRead``, a reset → ConnectionResetError, a stalled connection → a socket
+timeout after botocore's read timeout. A kept-alive connection the server closed meanwhile is
+replaced at once. Anything else (a redirect to another region, a 400 about the signature) means
+this endpoint wants what only the botocore client does: ``Unsupported`` is raised, and the
+provider goes back to s3fs for good.
 
 Used only where it is the same request: an s3fs filesystem over http(s) without requester-pays or
 extra request parameters (SSE-C keys), and no HTTP proxy configured. $DEEPLAKE_LOADER_DIRECT_READS=0
@@ -28,12 +30,17 @@ from __future__ import annotations
 import errno
 import http.client
 import os
+import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 PRESIGN_S = 3600  # lifetime of a presigned URL
 RENEW_S = 600  # a URL with less left than this is signed again
 PIECE = 1 << 20  # bytes asked of one readinto
+MAX_IDLE = 64  # kept-alive connections per host
+LOWAT = 256 << 10  # bytes a body's receive waits for before it wakes (SO_RCVLOWAT)
+_RCVLOWAT = getattr(socket, "SO_RCVLOWAT", None)
 _ENV = "DEEPLAKE_LOADER_DIRECT_READS"
 
 
@@ -41,7 +48,7 @@ class Unsupported(Exception):
     """The endpoint answered in a way only the full S3 client handles."""
 
 
-def for_filesystem(fs, timeouts=(10, 20), connections: int = 64):
+def for_filesystem(fs, timeouts=(10, 20)):
     """A ``DirectRanges`` for ``fs``, or None where it would not make the same request as s3fs."""
     if os.environ.get(_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
         return None
@@ -51,30 +58,19 @@ def for_filesystem(fs, timeouts=(10, 20), connections: int = 64):
         return None
     if any(os.environ.get(v) for v in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")):
         return None
+    if (getattr(fs, "config_kwargs", None) or {}).get("proxies"):
+        return None
     client_kwargs = getattr(fs, "client_kwargs", None) or {}
-    config = getattr(fs, "config_kwargs", None) or {}
-    if config.get("proxies"):
-        return None
-    try:
-        import urllib3
-    except ImportError:  # pragma: no cover - botocore depends on it
-        return None
-    return DirectRanges(fs, urllib3, verify=client_kwargs.get("verify", True), timeouts=timeouts,
-                        connections=connections)
+    return DirectRanges(fs, verify=client_kwargs.get("verify", True), timeouts=timeouts)
 
 
 class DirectRanges:
-    def __init__(self, fs, urllib3, *, verify, timeouts, connections):
+    def __init__(self, fs, *, verify=True, timeouts=(10, 20)):
         self.fs = fs
-        self._urllib3 = urllib3
-        kw = {"maxsize": connections, "block": False, "retries": False,
-              "timeout": urllib3.Timeout(connect=timeouts[0], read=timeouts[1])}
-        if verify is False:
-            kw["cert_reqs"] = "CERT_NONE"
-        else:
-            kw["cert_reqs"] = "CERT_REQUIRED"
-            kw["ca_certs"] = verify if isinstance(verify, str) else _ca_bundle()
-        self.pool = urllib3.PoolManager(num_pools=8, **kw)
+        self.connect_timeout, self.read_timeout = timeouts
+        self._verify = verify
+        self._ssl = None  # made on the first https request
+        self._idle: dict = {}  # (scheme, host, port) -> [kept-alive HTTPConnection]
         self._urls: dict = {}  # path -> (url, expires at)
         self._lock = threading.Lock()
 
@@ -95,6 +91,42 @@ class DirectRanges:
             self._urls[path] = (url, now + PRESIGN_S)
         return url
 
+    # --------------------------------------------------------------------------- connections
+    def _connection(self, where, fresh=False):
+        """(connection, whether it was kept alive from an earlier request)."""
+        if not fresh:
+            with self._lock:
+                idle = self._idle.get(where)
+                if idle:
+                    return idle.pop(), True
+        scheme, host, port = where
+        if scheme == "https":
+            if self._ssl is None:
+                self._ssl = _ssl_context(self._verify)
+            conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout, context=self._ssl)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+        conn.connect()
+        conn.sock.settimeout(self.read_timeout)  # the longest silence before a stalled read is cut
+        return conn, False
+
+    def _keep(self, where, conn) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(where, [])
+            if len(idle) < MAX_IDLE:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close the kept-alive connections."""
+        with self._lock:
+            conns = [c for idle in self._idle.values() for c in idle]
+            self._idle.clear()
+        for c in conns:
+            c.close()
+
+    # --------------------------------------------------------------------------------- reads
     def read_into(self, path: str, start: int, out, stop=None) -> None:
         """Bytes [start, start + len(out)) of the object at ``path`` into ``out`` (a writable
         memoryview of bytes). ``stop``: an Event; when set, a read in progress gives up (another
@@ -102,26 +134,44 @@ class DirectRanges:
         if stop is not None and stop.is_set():
             raise InterruptedError("another part of this read failed")
         end = start + len(out)
-        url = self.url(path)
-        resp = self.pool.request("GET", url, headers={"Range": f"bytes={start}-{end - 1}"}, preload_content=False,
-                                 redirect=False, decode_content=False)
+        u = urlsplit(self.url(path))
+        where = (u.scheme, u.hostname, u.port or (443 if u.scheme == "https" else 80))
+        target = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        headers = {"Range": f"bytes={start}-{end - 1}"}
+        conn, reused = self._connection(where)
         done = False
         try:
+            try:
+                conn.request("GET", target, headers=headers)
+                resp = conn.getresponse()
+            except (ConnectionError, http.client.BadStatusLine):
+                if not reused:
+                    raise
+                conn.close()  # the server closed it while it was idle: a new one, at once
+                conn, reused = self._connection(where, fresh=True)
+                conn.request("GET", target, headers=headers)
+                resp = conn.getresponse()
             self._check(resp, path, start, end)
+            lowat = len(out) > 2 * LOWAT and _wake_at(conn, LOWAT)
             got = 0
             while got < len(out):
                 if stop is not None and stop.is_set():
                     raise InterruptedError("another part of this read failed")
-                n = resp.readinto(out[got:got + PIECE])
+                left = len(out) - got
+                if lowat and left <= 2 * LOWAT:  # the tail must not wait for bytes that never come
+                    lowat = _wake_at(conn, 1) and False
+                # with the wake-up mark on, a read stops 2 marks short of the end (poll waits
+                # for the mark whatever the size asked, and the reader's buffer reads ahead)
+                n = resp.readinto(out[got:got + min(PIECE, left - 2 * LOWAT if lowat else left)])
                 if not n:
                     raise http.client.IncompleteRead(b"", len(out) - got)
                 got += n
-            done = True
+            done = not resp.will_close
         finally:
-            if done:  # the whole body was read: the connection goes back to the pool
-                resp.release_conn()
-            else:  # an error or a body left unread: the connection is not reused
-                resp.close()
+            if done:  # the whole body was read: the connection is kept for the next request
+                self._keep(where, conn)
+            else:  # an error, a body left unread, or the server closes it
+                conn.close()
 
     def _check(self, resp, path, start, end) -> None:
         status = resp.status
@@ -147,14 +197,27 @@ class DirectRanges:
         raise Unsupported(f"HTTP {status} for a range of '{path}' ({reason})")
 
 
+def _wake_at(conn, nbytes: int) -> bool:
+    """A blocked receive on ``conn`` wakes once ``nbytes`` have arrived (or the rest of what it
+    asked for, or the connection ends or times out), not for every packet: over a slow link a
+    body trickles in, and each wake-up of a Python thread costs more than the bytes it brings."""
+    if _RCVLOWAT is None or conn.sock is None:
+        return False
+    try:
+        conn.sock.setsockopt(socket.SOL_SOCKET, _RCVLOWAT, nbytes)
+    except OSError:
+        return False
+    return True
+
+
 def _length(resp):
-    value = resp.headers.get("Content-Length")
+    value = resp.getheader("Content-Length")
     return int(value) if value is not None and value.isdigit() else None
 
 
 def _body_text(resp) -> str:
     try:
-        text = resp.read(4096, decode_content=False).decode("utf-8", "replace")
+        text = resp.read(4096).decode("utf-8", "replace")
     except Exception:  # noqa: BLE001 - only for the message
         return ""
     for tag in ("Code", "Message"):
@@ -164,12 +227,22 @@ def _body_text(resp) -> str:
     return text[:200].strip()
 
 
-def _ca_bundle():
-    env = os.environ.get("AWS_CA_BUNDLE") or os.environ.get("REQUESTS_CA_BUNDLE")
-    if env:
-        return env
-    try:
-        from botocore.httpsession import where
-        return where()
-    except ImportError:  # pragma: no cover
-        return None
+def _ssl_context(verify):
+    """botocore's choices: ``verify`` False (no checks), a CA bundle path, or $AWS_CA_BUNDLE, else
+    botocore's bundle (certifi's)."""
+    import ssl
+
+    if verify is False:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    bundle = verify if isinstance(verify, str) else os.environ.get("AWS_CA_BUNDLE")
+    if bundle is None:
+        try:
+            from botocore.httpsession import where
+
+            bundle = where()
+        except ImportError:  # pragma: no cover - s3fs depends on botocore
+            bundle = None
+    return ssl.create_default_context(cafile=bundle)
