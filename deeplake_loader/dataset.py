@@ -249,17 +249,23 @@ class Dataset:
             return
         self._flush_pending()
         lru, links = self._shared["lru"], self._links()
+        listing = getattr(self.storage, "listing", None)  # a folder's sizes, for the fetch window
+        # with no commit yet, every chunk is in <tensor>/chunks: listed alongside the metadata
+        known = self.version_state.chain[0] == FIRST_COMMIT_ID and listing is not None
 
         def open_one(full):
             r = TensorReader(self.storage, self.version_state, full, all_names[full], lru=lru, links=links)
-            if len(r.enc.table):
-                r.chunk_size(r.enc.name(r.enc.table[0, 0]))  # lists the chunk folder (sizes for the fetch window)
+            if len(r.enc.table) and not known:
+                r.chunk_size(r.enc.name(r.enc.table[0, 0]))  # lists the folder its chunks are in
             return r
 
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(min(8, len(todo)), thread_name_prefix="deeplake_loader-open") as ex:
+        with ThreadPoolExecutor(min(16, 2 * len(todo)), thread_name_prefix="deeplake_loader-open") as ex:
+            lists = [ex.submit(listing, f"{all_names[f]}/chunks") for f in todo] if known else []
             opened = list(ex.map(open_one, todo))
+            for f in lists:
+                f.result()
         for full, r in zip(todo, opened):
             readers.setdefault(full, r)
 

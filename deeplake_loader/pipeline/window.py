@@ -12,7 +12,7 @@ next ones in flight on a few threads (``reader.load_chunk``: memory cache, then 
   spends ``t_use`` on a chunk between two takes (median of recent ones, waits excluded, the
   first three left out: they come while the queues downstream fill), so
   ``ceil(t_fetch / t_use) + 1`` reads in flight keep it fed. Before anything is measured: 2 on a
-  local disk, 4 on a remote store. When the byte budget holds fewer chunks than the requests
+  local disk, 8 on a remote store. When the byte budget holds fewer chunks than the requests
   wanted, each chunk is read as several range requests so they add up (at most 8 per chunk and
   32 in all);
 * bytes: chunks read or being read and not yet taken. Without shuffle the budget is
@@ -40,7 +40,7 @@ from collections import deque
 from ..errors import RemoteReadError
 
 WINDOW_MB = 256
-START_LOCAL, START_REMOTE = 2, 4  # chunk reads in flight before any has been timed
+START_LOCAL, START_REMOTE = 2, 8  # chunk reads in flight before any has been timed
 SOON, SOON_PARTS = 2, 4  # a remote chunk the consumer takes within SOON takes: this many range requests
 URGENT_PARTS = 8  # range requests of a chunk the consumer already waits for
 MAX_PARTS = 8

@@ -247,6 +247,9 @@ class CachingProvider(StorageProvider):
     def size_of(self, key: str) -> Optional[int]:
         return self.inner.size_of(key)
 
+    def listing(self, folder: str) -> dict:
+        return self.inner.listing(folder)
+
     def get(self, key: str) -> bytes:
         return self.inner.get(key)
 
