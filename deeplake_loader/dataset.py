@@ -13,7 +13,7 @@ from . import oss_loaders
 from .errors import (DatasetExistsError, DatasetNotFoundError, DeepLakeLoaderError, ReadOnlyError,
                      TensorDoesNotExistError)
 from .format import FIRST_COMMIT_ID
-from .format.meta import read_json
+from .format.meta import loads, read_json
 from .format.reader import TensorReader
 from .format.version import VC_KEY, VersionState
 from .sample_forms import data_column, info_tensor_key, numpy_form
@@ -49,10 +49,35 @@ def load(path, read_only=None, *, branch: str = "main", commit: str | None = Non
     lru = ChunkLRU(DEFAULT_MB if memory_cache_size is None else memory_cache_size)
     fetch_window = check_window(fetch_window)
     storage = storage_for(path, creds=creds, local_cache_size=local_cache_size, **storage_options)
-    if not _exists(storage):
+    # one round trip on a remote store: both files say whether a dataset is there, and the
+    # dataset's meta (at the first commit's place) is what an epoch reads first
+    got = storage.get_many([VC_KEY, DATASET_META])
+    if got.get(VC_KEY) is None and got.get(DATASET_META) is None:
         raise DatasetNotFoundError(str(path))
-    return Dataset(storage, str(path), VersionState(storage, branch=branch, commit=commit),
-                   read_only=bool(read_only), _shared=_shared_state(lru=lru, fetch_window=fetch_window))
+    vs = VersionState(storage, branch=branch, commit=commit, raw=got.get(VC_KEY))
+    ds = Dataset(storage, str(path), vs, read_only=bool(read_only),
+                 _shared=_shared_state(lru=lru, fetch_window=fetch_window))
+    if vs.key(DATASET_META) == DATASET_META and got.get(DATASET_META) is not None:
+        try:
+            ds._shared["meta"] = _checked_meta(loads(got[DATASET_META], key=DATASET_META), DATASET_META)
+        except DeepLakeLoaderError:  # raised where the meta is first used, as when it is read then
+            pass
+    return ds
+
+
+def _checked_meta(meta, key: str) -> dict:
+    """dataset_meta.json's object, its fields' types checked (CorruptDatasetError naming the field)."""
+    from .errors import CorruptDatasetError
+
+    if not isinstance(meta, dict):
+        raise CorruptDatasetError(f"expected a JSON object, found {type(meta).__name__}", key=key)
+    for field, kind in (("tensors", list), ("hidden_tensors", list), ("groups", list)):
+        if not isinstance(meta.get(field, []), kind):
+            raise CorruptDatasetError(f"field {field!r} is not a {kind.__name__}", key=key)
+    names = meta.get("tensor_names")
+    if names is not None and not (isinstance(names, dict) and all(isinstance(v, str) for v in names.values())):
+        raise CorruptDatasetError(f"field 'tensor_names' is {names!r}, not an object of tensor keys", key=key)
+    return meta
 
 
 def _shared_state(**extra) -> dict:
@@ -155,19 +180,7 @@ class Dataset:
     def meta(self) -> dict:
         if self._shared["meta"] is None:
             key = self.version_state.key(DATASET_META)
-            meta = read_json(self.storage, key)
-            for field, kind in (("tensors", list), ("hidden_tensors", list), ("groups", list)):
-                if not isinstance(meta.get(field, []), kind):
-                    from .errors import CorruptDatasetError
-
-                    raise CorruptDatasetError(f"field {field!r} is not a {kind.__name__}", key=key)
-            names = meta.get("tensor_names")
-            if names is not None and not (isinstance(names, dict)
-                                          and all(isinstance(v, str) for v in names.values())):
-                from .errors import CorruptDatasetError
-
-                raise CorruptDatasetError(f"field 'tensor_names' is {names!r}, not an object of tensor keys", key=key)
-            self._shared["meta"] = meta
+            self._shared["meta"] = _checked_meta(read_json(self.storage, key), key)
         return self._shared["meta"]
 
     def _names(self) -> dict:

@@ -7,9 +7,10 @@ import json
 
 from ..errors import CorruptDatasetError, DeepLakeLoaderError
 from . import FIRST_COMMIT_ID
-from .meta import read_json
+from .meta import loads, read_json
 
 VC_KEY = "version_control_info.json"
+_UNREAD = object()
 
 
 def prefix(commit: str) -> str:
@@ -32,9 +33,12 @@ def parse_chunk_set(text: bytes) -> dict:
 class VersionState:
     """The commit graph of a dataset opened at a branch head or at a commit id."""
 
-    def __init__(self, storage, branch: str = "main", commit: str | None = None):
+    def __init__(self, storage, branch: str = "main", commit: str | None = None, *, raw=_UNREAD):
+        """``raw``: the bytes of version_control_info.json (None: there is none) when the caller
+        has read them already."""
         self.storage = storage
-        raw = storage.get_or_none(VC_KEY)
+        if raw is _UNREAD:
+            raw = storage.get_or_none(VC_KEY)
         if raw is None:
             self.info = {"commits": {FIRST_COMMIT_ID: {"branch": "main", "parent": None, "children": [],
                                                       "commit_message": None, "commit_time": None,
@@ -42,7 +46,9 @@ class VersionState:
                                                       "total_samples_processed": 0}},
                          "branches": {"main": FIRST_COMMIT_ID}}
         else:
-            self.info = read_json(storage, VC_KEY)
+            self.info = loads(raw, key=VC_KEY)
+            if not isinstance(self.info, dict):
+                raise CorruptDatasetError(f"expected a JSON object, found {type(self.info).__name__}", key=VC_KEY)
             if not isinstance(self.info.get("commits"), dict) or not isinstance(self.info.get("branches"), dict):
                 raise CorruptDatasetError("no 'commits'/'branches' objects", key=VC_KEY)
         commits, branches = self.info["commits"], self.info["branches"]

@@ -299,3 +299,19 @@ def test_epoch_opens_its_tensors_together(moto_s3, remote_rows, monkeypatch):
     assert a1 < b2 and a2 < b1, spans  # the two round trips overlap
     listed = set(ds.storage.inner._listings) if hasattr(ds.storage, "inner") else set(ds.storage._listings)
     assert {"images/chunks", "labels/chunks"} <= listed
+
+
+def test_load_reads_its_files_once(moto_s3, remote_rows):
+    """load() asks for version_control_info.json and dataset_meta.json together, once each (it made
+    a HEAD, then read version_control_info.json twice), and the first epoch does not read
+    dataset_meta.json again."""
+    import deeplake_loader as dl
+
+    with SlowLink(moto_s3.endpoint, seed=1) as link:
+        ds = dl.load(remote_rows, read_only=True, creds=moto_s3.creds(link.url))
+        at_load = [(m, p.split("?")[0].rsplit("/", 1)[-1]) for m, p, _ in link.log]
+        with ds.dataloader().batch(40).pytorch(num_threads=1) as loader:
+            assert _rows(_epochs(loader)) == list(range(N))
+        later = [p.split("?")[0].rsplit("/", 1)[-1] for m, p, _ in link.log[len(at_load):]]
+    assert sorted(at_load) == [("GET", "dataset_meta.json"), ("GET", "version_control_info.json")], at_load
+    assert "dataset_meta.json" not in later, later
