@@ -33,6 +33,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from urllib.parse import urlsplit
 
 PRESIGN_S = 3600  # lifetime of a presigned URL
@@ -73,6 +74,7 @@ class DirectRanges:
         self._idle: dict = {}  # (scheme, host, port) -> [kept-alive HTTPConnection]
         self._urls: dict = {}  # path -> (url, expires at)
         self._lock = threading.Lock()
+        weakref.finalize(self, _close_all, self._idle)  # the kept-alive sockets end with the provider
 
     def url(self, path: str) -> str:
         now = time.monotonic()
@@ -121,10 +123,7 @@ class DirectRanges:
     def close(self) -> None:
         """Close the kept-alive connections."""
         with self._lock:
-            conns = [c for idle in self._idle.values() for c in idle]
-            self._idle.clear()
-        for c in conns:
-            c.close()
+            _close_all(self._idle)
 
     # --------------------------------------------------------------------------------- reads
     def read_into(self, path: str, start: int, out, stop=None) -> None:
@@ -195,6 +194,13 @@ class DirectRanges:
         with self._lock:  # e.g. an expired or rejected signature: sign again next time
             self._urls.pop(path, None)
         raise Unsupported(f"HTTP {status} for a range of '{path}' ({reason})")
+
+
+def _close_all(idle: dict) -> None:
+    conns = [c for group in idle.values() for c in group]
+    idle.clear()
+    for c in conns:
+        c.close()
 
 
 def _wake_at(conn, nbytes: int) -> bool:

@@ -43,8 +43,10 @@ def _provider(moto_s3, endpoint=None, **options):
 
 @pytest.mark.parametrize("parts", [None, 1, 3, 8])
 def test_direct_read_gives_the_objects_bytes(moto_s3, blob, parts):
-    with SlowLink(moto_s3.endpoint, jitter=0.02, seed=4) as link:
-        p = _provider(moto_s3, link.url)
+    """Over a link whose bodies trickle in (20 MB/s per connection): every byte, on the first try
+    (one try allowed, a 2 s read timeout: a receive waiting for bytes that never come fails it)."""
+    with SlowLink(moto_s3.endpoint, jitter=0.02, bandwidth=20e6, seed=4) as link:
+        p = _provider(moto_s3, link.url, retries=1, config_kwargs={"read_timeout": 2})
         assert p._direct is not None
         got = p.read_blob("obj.bin", parts=parts)
         assert bytes(memoryview(got)) == blob
