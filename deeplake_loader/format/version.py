@@ -7,7 +7,7 @@ import json
 
 from ..errors import CorruptDatasetError, DeepLakeLoaderError
 from . import FIRST_COMMIT_ID
-from .meta import loads, read_json
+from .meta import loads
 
 VC_KEY = "version_control_info.json"
 _UNREAD = object()

@@ -13,8 +13,9 @@ Requests go to a presigned URL of the object (s3fs's ``url``: the credentials, r
 s3fs resolved, signed by botocore), made once per object and reused until near its expiry; a
 ``Range`` header is not part of the signature. HTTP answers map onto the errors the retry policy
 (``storage.retry``) classifies: 404 → FileNotFoundError, 403 → PermissionError, 5xx / throttling
-and an expired URL (signed again) → OSError(EREMOTEIO), a body that ends early →
-``http.client.IncompleteRead``, a reset → ConnectionResetError, a stalled connection → a socket
+and an expired URL (signed again) → OSError(EREMOTEIO), a range of another length than asked
+(or 416) → ``WrongLength`` (the object changed since it was listed: not retried), a body that
+ends early → ``http.client.IncompleteRead``, a reset → ConnectionResetError, a stalled connection → a socket
 timeout after botocore's read timeout. A kept-alive connection the server closed meanwhile is
 replaced at once. Anything else (a redirect to another region, a 400 about the signature) means
 this endpoint wants what only the botocore client does: ``Unsupported`` is raised, and the
@@ -47,6 +48,15 @@ _ENV = "DEEPLAKE_LOADER_DIRECT_READS"
 
 class Unsupported(Exception):
     """The endpoint answered in a way only the full S3 client handles."""
+
+
+class WrongLength(Exception):
+    """The range came back with ``got`` bytes (or none: past the object's end), not the ones
+    asked: the object is not the size its listing said. Not retried."""
+
+    def __init__(self, start: int, end: int, got: int):
+        super().__init__(f"bytes {start}..{end - 1} came back as {got} bytes")
+        self.start, self.end, self.got = start, end, got
 
 
 def for_filesystem(fs, timeouts=(10, 20)):
@@ -120,11 +130,6 @@ class DirectRanges:
                 return
         conn.close()
 
-    def close(self) -> None:
-        """Close the kept-alive connections."""
-        with self._lock:
-            _close_all(self._idle)
-
     # --------------------------------------------------------------------------------- reads
     def read_into(self, path: str, start: int, out, stop=None) -> None:
         """Bytes [start, start + len(out)) of the object at ``path`` into ``out`` (a writable
@@ -176,7 +181,7 @@ class DirectRanges:
         status = resp.status
         if status == 206 or (status == 200 and start == 0 and _length(resp) == end):
             if _length(resp) not in (None, end - start):
-                raise Unsupported(f"range {start}-{end - 1} of '{path}' answered with {_length(resp)} bytes")
+                raise WrongLength(start, end, _length(resp))
             return
         reason = _body_text(resp)
         if status == 404:
@@ -188,7 +193,7 @@ class DirectRanges:
         if status == 403:
             raise PermissionError(errno.EACCES, f"access denied ({reason})", path)
         if status == 416:
-            raise OSError(errno.EREMOTEIO, f"range {start}-{end - 1} is past the end of the object", path)
+            raise WrongLength(start, end, 0)
         if status >= 500 or status in (429, 408) or "SlowDown" in reason:
             raise OSError(errno.EREMOTEIO, f"HTTP {status} ({reason})", path)
         with self._lock:  # e.g. an expired or rejected signature: sign again next time

@@ -211,6 +211,8 @@ class FsspecProvider(StorageProvider):
             t.join()
         if errors:
             first = next((e for e in errors if not isinstance(e, InterruptedError)), errors[0])
+            if isinstance(first, direct.WrongLength):
+                raise _changed(url, first.start, first.end, first.got, size) from None
             raise first
         return out
 
@@ -239,8 +241,7 @@ class FsspecProvider(StorageProvider):
 
         data = await self.retry.acall(timed, url)
         if len(data) != end - start:
-            raise RemoteReadError(f"'{url}' gave {len(data)} bytes for bytes {start}..{end - 1}: the object is not "
-                                  f"the {size} bytes its listing said (rewritten while being read?)", url=url)
+            raise _changed(url, start, end, len(data), size)
         return data
 
     # --------------------------------------------------------------------------------- writes
@@ -266,6 +267,11 @@ class FsspecProvider(StorageProvider):
             return iter([prefix])
         n = len(self._base) + 1
         return iter(p[n:] for p in self.fs.find(base))
+
+
+def _changed(url, start, end, got, size) -> RemoteReadError:
+    return RemoteReadError(f"'{url}' gave {got} bytes for bytes {start}..{end - 1}: the object is not the {size} "
+                           "bytes its listing said (rewritten while being read?)", url=url)
 
 
 def _tag(info: dict) -> str:

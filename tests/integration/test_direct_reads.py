@@ -106,3 +106,24 @@ def test_direct_reads_off_where_they_would_differ(moto_s3, monkeypatch):
     assert _provider(moto_s3, s3_additional_kwargs={"SSECustomerAlgorithm": "AES256"})._direct is None
     monkeypatch.setenv("DEEPLAKE_LOADER_DIRECT_READS", "0")
     assert _provider(moto_s3)._direct is None
+
+
+@pytest.mark.parametrize("new_size", [4000, 10])
+def test_object_rewritten_smaller_since_listing_is_named_not_retried(moto_s3, new_size):
+    """The object shrank after its folder was listed (the listed range is now short, or wholly past
+    its end: 416): one RemoteReadError naming the URL and the sizes, at once, and the direct path
+    stays on (it is the object that changed, not what the endpoint supports)."""
+    import warnings
+
+    from deeplake_loader.errors import RemoteReadError
+
+    p = _provider(moto_s3)
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key="direct/shrinks.bin", Body=b"a" * 3_000_000)
+    assert p.size_of("shrinks.bin") == 3_000_000
+    moto_s3.client.put_object(Bucket=moto_s3.bucket, Key="direct/shrinks.bin", Body=b"b" * new_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RemoteReadError, match="not the 3000000 bytes its listing said") as info:
+            p.read_blob("shrinks.bin", parts=3)
+    assert "shrinks.bin" in str(info.value)
+    assert p._direct is not None
