@@ -170,7 +170,7 @@ class DirectRanges:
                 if not n:
                     raise http.client.IncompleteRead(b"", len(out) - got)
                 got += n
-            done = not resp.will_close
+            done = resp.isclosed() and not resp.will_close  # body read to its end, connection reusable
         finally:
             if done:  # the whole body was read: the connection is kept for the next request
                 self._keep(where, conn)
