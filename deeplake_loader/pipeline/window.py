@@ -12,19 +12,24 @@ next ones in flight on a few threads (``reader.load_chunk``: memory cache, then 
   spends ``t_use`` on a chunk between two takes (median of recent ones, waits excluded, the
   first three left out: they come while the queues downstream fill), so
   ``ceil(t_fetch / t_use) + 1`` reads in flight keep it fed. Before anything is measured: 2 on a
-  local disk, 8 on a remote store. When the byte budget holds fewer chunks than the requests
-  wanted, each chunk is read as several range requests so they add up (at most 8 per chunk and
-  32 in all);
+  local disk; on a remote store as many as the byte budget holds (at most ``MAX_THREADS``): the
+  consumer's pace is not known yet, a fast one (``tobytes``, a GPU step) would starve for the
+  ~0.5 s the first timings take over a far link, and the budget already bounds what reading
+  ahead costs. While the consumer waits for a remote read (the first of an epoch), only
+  ``BESIDE_URGENT`` others go out with it: the rest would compete with it for the server and the
+  link, and the first batch would come later. When the byte budget holds fewer chunks than the
+  requests wanted, each chunk is read as several range requests so they add up (at most 8 per
+  chunk and 32 in all);
 * bytes: chunks read or being read and not yet taken. Without shuffle the budget is
   ``WINDOW_MB``; with shuffle it is an eighth of ``buffer_size``, taken off the reservoir's share
   (``split_budget``), so shuffle buffer + window stay within the buffer size the user gave.
 
 The first chunk not yet read is always admitted, whatever its size. On a remote store a read the
-consumer already waits for (the first of an epoch) is split into 8 parallel range requests, one it
-takes within the next 2 takes (the second of an epoch, or any when the window fell behind) into
-4; reads further ahead are whole chunks. ``take(name)`` waits for the
-next chunk of the plan and returns it; a read error is raised there, naming the rows the chunk
-would have served. The window changes when chunks arrive, never which chunks the steps use or in
+consumer already waits for (the first of an epoch, or any when the window fell behind) is split
+into 8 parallel range requests; the others are read whole unless the byte budget is what limits
+the window (above): every request costs CPU on both ends and is billed by S3, and AWS gives 8–16 MB,
+a chunk's size, as the typical range. ``take(name)`` waits for the next chunk of the plan and
+returns it; a read error is raised there, naming the rows the chunk would have served. The window changes when chunks arrive, never which chunks the steps use or in
 what order: the rows an epoch yields, and their order, are the same for any window. A step the
 caller skips (a resumed epoch) only releases its chunk.
 """
@@ -40,13 +45,14 @@ from collections import deque
 from ..errors import RemoteReadError
 
 WINDOW_MB = 256
-START_LOCAL, START_REMOTE = 2, 8  # chunk reads in flight before any has been timed
-SOON, SOON_PARTS = 2, 4  # a remote chunk the consumer takes within SOON takes: this many range requests
+MAX_THREADS = 32
+START_LOCAL, START_REMOTE = 2, MAX_THREADS  # chunk reads in flight before any has been timed (and
+# within the byte budget)
+BESIDE_URGENT = 7  # other reads a remote store starts while the consumer waits for one
 URGENT_PARTS = 8  # range requests of a chunk the consumer already waits for
 MAX_PARTS = 8
 MAX_REQUESTS = 32  # requests in flight when chunks are split (each costs CPU on both ends)
 WARM_TAKES = 3  # the first takes come while the queues downstream fill: too fast to tell the pace
-MAX_THREADS = 32
 _KEEP = 16  # recent timings the sizing looks at
 _ENV = "DEEPLAKE_LOADER_FETCH_WINDOW"
 
@@ -82,10 +88,11 @@ def split_budget(buffer_bytes: int, shuffle: bool):
 
 
 class _Entry:
-    __slots__ = ("name", "nbytes", "takes", "done", "chunk", "error", "parts", "urgent")
+    __slots__ = ("name", "nbytes", "takes", "done", "chunk", "error", "parts", "urgent", "holds")
 
-    def __init__(self, name, nbytes, parts, urgent):
+    def __init__(self, name, nbytes, parts, urgent, holds):
         self.name, self.nbytes, self.takes, self.parts, self.urgent = name, nbytes, 1, parts, urgent
+        self.holds = holds  # an urgent remote read: others wait for room until it is done
         self.done, self.chunk, self.error = False, None, None
 
 
@@ -111,6 +118,7 @@ class ChunkWindow:
         self._use_times: deque = deque(maxlen=_KEEP)  # consumer seconds per chunk, waits excluded
         self._returned_at = None  # when take() last returned
         self._takes = 0
+        self._urgent_reads = 0  # remote reads in flight that the consumer waits for
         self._closed = False
         self.peak_in_flight = self.peak_bytes = 0  # for tests and benches
         self._fill()
@@ -156,6 +164,8 @@ class ChunkWindow:
             if self._closed:
                 return
             limit, parts = self.sizing()
+            if self._urgent_reads:  # set only on a remote store
+                limit = min(limit, 1 + BESIDE_URGENT)
             while self._next_submit < len(self.plan):
                 name = self.plan[self._next_submit]
                 entry = self._entries.get(name)
@@ -170,7 +180,11 @@ class ChunkWindow:
                 if busy and not wanted_now and (self._in_flight >= limit or self._bytes + size > self.max_bytes):
                     break
                 urgent = self._next_submit <= self._next_take  # take() waits for it
-                entry = _Entry(name, size, self._parts(parts, urgent), urgent)
+                holds = urgent and size > 0 and self._automatic_remote()
+                entry = _Entry(name, size, URGENT_PARTS if holds else parts, urgent, holds)
+                self._urgent_reads += holds
+                if holds:
+                    limit = min(limit, 1 + BESIDE_URGENT)
                 self._entries[name] = entry
                 self._bytes += size
                 self._in_flight += 1
@@ -185,17 +199,9 @@ class ChunkWindow:
                 else:
                     self._cv.notify_all()
 
-    def _parts(self, parts, urgent):
-        """Range requests for the read being submitted (lock held): more when the consumer waits
-        for it, or will within SOON takes (the first chunks of an epoch; a window fallen behind).
-        A window far enough ahead reads whole chunks: every request costs CPU on both ends."""
-        if self.fixed is not None or self.reader.storage.stats is None:
-            return parts
-        if urgent:
-            return URGENT_PARTS
-        if self._next_submit - self._next_take < SOON:
-            return max(parts or 1, SOON_PARTS)
-        return parts
+    def _automatic_remote(self) -> bool:
+        """A remote store with no fixed window: the urgent read is split and goes out nearly alone."""
+        return self.fixed is None and self.reader.storage.stats is not None
 
     def _work(self) -> None:
         while True:
@@ -217,6 +223,7 @@ class ChunkWindow:
                     # memory-cache hit nor a split-up urgent one: the time one connection would take
                     self._fetch_times.append((time.monotonic() - t0) * (entry.parts or 1))
                 entry.chunk, entry.error, entry.done = chunk, error, True
+                self._urgent_reads -= entry.holds
                 self._in_flight -= 1
                 if chunk is not None:
                     actual = len(chunk.data)

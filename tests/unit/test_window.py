@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from deeplake_loader.errors import RemoteReadError
-from deeplake_loader.pipeline.window import ChunkWindow, split_budget
+from deeplake_loader.pipeline.window import BESIDE_URGENT, MAX_THREADS, URGENT_PARTS, ChunkWindow, split_budget
+from deeplake_loader.storage.linkstats import LinkStats
 from deeplake_loader.storage.local import LocalProvider
 from tests.common.remote import row_image, write_row_dataset
 
@@ -42,6 +43,39 @@ class SlowDisk(LocalProvider):
         finally:
             with self.lock:
                 self.now -= 1
+
+
+class FarDisk(SlowDisk):
+    """SlowDisk posing as a remote store (it has link stats, as s3:// does), whose reads of a key
+    wait until that key is let through (``open``), so nothing is timed; the range requests asked of
+    each key are kept."""
+
+    stats = LinkStats()
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.opened = set()  # keys let through; None: all
+        self.cv = threading.Condition()
+        self.parts = {}
+
+    def open(self, key=None):
+        with self.cv:
+            self.opened.add(key)
+            self.cv.notify_all()
+
+    def read_blob(self, key, size=None, parts=None):
+        with self.lock:
+            self.parts[key] = parts
+        with self.cv:
+            assert self.cv.wait_for(lambda: key in self.opened or None in self.opened, timeout=10)
+        return super().read_blob(key, size, parts)
+
+    def wait_reads(self, n):
+        deadline = time.monotonic() + 10
+        while len(self.parts) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)  # and no more than n
+        return len(self.parts)
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +146,44 @@ def test_rows_of_the_samples_come_out_right(rows_path):
                 seen.append(rows)
     flat = [r for rows in seen for r in rows]
     assert flat[:200] == list(range(200)) and sorted(flat[200:]) == list(range(200))
+
+
+@pytest.mark.parametrize("budget_chunks", [None, 5, 11])
+def test_remote_window_opens_to_the_byte_budget_once_the_first_chunk_is_in(rows_path, budget_chunks):
+    """Before anything is timed a remote store reads ahead as far as the byte budget allows (a fast
+    consumer would otherwise starve while the first timings come in), except while the consumer
+    waits for a read: then only BESIDE_URGENT others go out with it, so that they do not slow it
+    down. Only the read the consumer waits for is split into range requests."""
+    storage = FarDisk(rows_path)
+    reader = _reader(rows_path, storage)
+    names = _names(reader)
+    keys = [reader.vs.chunk_key(reader.key, n) for n in names]
+    sizes = [reader.chunk_size(n) for n in names]
+    budget = 10**9 if budget_chunks is None else sum(sizes[:budget_chunks])
+
+    def admitted(start, cap):  # reads the byte budget admits from chunk ``start`` on, in plan order
+        n, total = 0, 0
+        while start + n < len(sizes) and n < cap and total + sizes[start + n] <= budget:
+            total += sizes[start + n]
+            n += 1
+        return n
+
+    assert len(names) > 1 + BESIDE_URGENT + 4
+    with ChunkWindow(reader, names, max_bytes=budget) as w:
+        at_start = admitted(0, 1 + BESIDE_URGENT)
+        assert storage.wait_reads(at_start) == at_start
+        assert storage.parts[keys[0]] == URGENT_PARTS
+        assert all(storage.parts[k] is None for k in keys[1:at_start])
+        storage.open(keys[0])
+        assert w.take(names[0]).key.endswith(names[0])
+        then = admitted(1, MAX_THREADS)
+        assert then > at_start - 1
+        assert storage.wait_reads(1 + then) == 1 + then
+        assert all(storage.parts[k] is None for k in keys[1:1 + then])
+        assert w.peak_bytes <= budget
+        storage.open()
+        for name in names[1:]:
+            assert w.take(name).key.endswith(name)
 
 
 def test_a_failed_read_names_its_rows_and_skipped_steps_are_released(rows_path):
