@@ -27,11 +27,12 @@ next ones in flight on a few threads (``reader.load_chunk``: memory cache, then 
 The first chunk not yet read is always admitted, whatever its size. On a remote store a read the
 consumer already waits for (the first of an epoch, or any when the window fell behind) is split
 into 8 parallel range requests; the others are read whole unless the byte budget is what limits
-the window (above): every request costs CPU on both ends and is billed by S3, and AWS gives 8–16 MB,
+the window (above): every request costs CPU on both ends and is billed by S3, and AWS gives 8-16 MB,
 a chunk's size, as the typical range. ``take(name)`` waits for the next chunk of the plan and
-returns it; a read error is raised there, naming the rows the chunk would have served. The window changes when chunks arrive, never which chunks the steps use or in
-what order: the rows an epoch yields, and their order, are the same for any window. A step the
-caller skips (a resumed epoch) only releases its chunk.
+returns it; a read error is raised there, naming the rows the chunk would have served. The
+window changes when chunks arrive, never which chunks the steps use or in what order: the rows an
+epoch yields, and their order, are the same for any window. A step the caller skips (a resumed
+epoch) only releases its chunk.
 """
 
 from __future__ import annotations
