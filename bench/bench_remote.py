@@ -10,6 +10,10 @@ Rows, each in its own process (moto and the proxy run in processes of their own 
   slow_tobytes_w1                the same with fetch_window=1 (one chunk read at a time)
   slow_fill                      an epoch over the slow link with local_cache_size set (fills the cache)
   cached_tobytes / cached_decode a fresh process after that epoch, same link, same cache
+  s3_raw / slow_raw              no loader: every chunk file of the dataset read whole, 32 at a time
+                                 (the storage's read_blob, after listing the folders) - what the
+                                 server and the link deliver on this machine, the ceiling of the
+                                 tobytes rows; counted as the dataset's images over the read's time
 Ratios against the targets of issue 13, two ways: the best rate of each row over the rounds
 (the least disturbed run of each), and the median over rounds of the ratio within a round (its
 rows ran back to back, under the same conditions); the main thread's CPU µs per batch
@@ -38,7 +42,8 @@ BATCH = 64
 LATENCY, BANDWIDTH = 0.03, 25e6
 CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 CONFIGS = ["local_tobytes", "local_decode", "s3_tobytes", "s3_decode", "slow_tobytes", "slow_decode",
-           "slow_tobytes_w1", "slow_fill", "cached_tobytes", "cached_decode"]
+           "slow_tobytes_w1", "slow_fill", "cached_tobytes", "cached_decode", "s3_raw", "slow_raw"]
+RAW_THREADS = 32
 
 
 def _free_port() -> int:
@@ -115,6 +120,8 @@ def run_config(name, path, endpoint, cache_dir):
     if name.endswith("_w1"):
         kw["fetch_window"] = 1
     ds = dl.load(path, read_only=True, **kw)
+    if name.endswith("_raw"):
+        return raw_read(ds)
     method = {"images": "tobytes"} if "tobytes" in name or name == "slow_fill" else None
     loader = ds.dataloader().batch(BATCH).pytorch(num_threads=2, decode_method=method)
     epochs = 3 if name.startswith("local") else 1
@@ -137,6 +144,21 @@ def run_config(name, path, endpoint, cache_dir):
             "process_us_per_batch": proc_us[best], "peak_rss_mb": C.peak_rss_mb(), "first_batch_s": first,
             "link": repr(ds.storage.stats) if ds.storage.stats is not None else "",
             "window": max(w.peak_in_flight for w in windows)}
+
+
+def raw_read(ds):
+    """Every chunk file of ``ds`` read whole, RAW_THREADS at a time, with no loader: the row's result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = ds.storage
+    keys = [f"{t}/chunks/{name}" for t in ("images", "labels") for name in store.listing(f"{t}/chunks")]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(RAW_THREADS) as ex:
+        nbytes = sum(len(b) for b in ex.map(lambda k: store.read_blob(k, parts=1), keys))
+    dt = time.perf_counter() - t0
+    return {"rate": len(ds) / dt, "count": len(ds), "main_us_per_batch": 0.0, "process_us_per_batch": 0.0,
+            "peak_rss_mb": C.peak_rss_mb(), "first_batch_s": 0.0, "link": f"{nbytes / 1e6:.0f} MB read",
+            "window": min(RAW_THREADS, len(keys))}
 
 
 def _cpu(procs) -> float:
@@ -227,7 +249,9 @@ def main(argv=None):
     rates = {k: v["rate"] for k, v in results.items()}
     print(f"one epoch of {n} images, batch {BATCH}, num_threads=2 (ratios within this run):")
     for num, den, target in [("local_tobytes", "local_decode", 30.0), ("s3_tobytes", "local_tobytes", None),
-                             ("slow_tobytes", "s3_tobytes", 0.7), ("slow_tobytes", "slow_tobytes_w1", None),
+                             ("slow_tobytes", "s3_tobytes", 0.7), ("slow_raw", "s3_raw", None),
+                             ("slow_raw", "s3_tobytes", None), ("slow_tobytes", "slow_raw", None),
+                             ("slow_tobytes", "slow_tobytes_w1", None),
                              ("slow_decode", "local_decode", 0.85), ("cached_decode", "local_decode", 0.9),
                              ("cached_tobytes", "local_tobytes", None)]:
         if num in rates and den in rates:
