@@ -199,7 +199,8 @@ def run_row(name, path, endpoint, cache_dir, servers=()):
         return None
     r = json.loads(out.stdout.strip().splitlines()[-1])
     r["server_cpu_s"] = [_cpu([p]) - b for p, b in zip(servers, before)]
-    print(f"  {name:<16} {r['rate']:9.1f} images/s (first epoch {r['first_rate']:8.1f})   main thread {r['main_us_per_batch']:6.0f} µs/batch   "
+    print(f"  {name:<16} {r['rate']:9.1f} images/s (first epoch {r['first_rate']:8.1f})   "
+          f"main thread {r['main_us_per_batch']:6.0f} µs/batch   "
           f"process {r['process_us_per_batch']:6.0f} µs/batch   first batch {r['first_batch_s']:5.2f} s   "
           f"CPU moto {r['server_cpu_s'][0]:4.2f} s proxy {r['server_cpu_s'][1]:4.2f} s   "
           f"reads in flight <= {r['window']:2d}   "

@@ -165,8 +165,6 @@ class ChunkWindow:
             if self._closed:
                 return
             limit, parts = self.sizing()
-            if self._urgent_reads:  # set only on a remote store
-                limit = min(limit, 1 + BESIDE_URGENT)
             while self._next_submit < len(self.plan):
                 name = self.plan[self._next_submit]
                 entry = self._entries.get(name)
@@ -178,14 +176,13 @@ class ChunkWindow:
                 size = 0 if cached else self._size(name)
                 busy = self._bytes > 0 or self._in_flight > 0
                 wanted_now = self._next_submit < self._next_take  # the chunk take() waits for
-                if busy and not wanted_now and (self._in_flight >= limit or self._bytes + size > self.max_bytes):
+                room = min(limit, 1 + BESIDE_URGENT) if self._urgent_reads else limit  # (remote stores only)
+                if busy and not wanted_now and (self._in_flight >= room or self._bytes + size > self.max_bytes):
                     break
                 urgent = self._next_submit <= self._next_take  # take() waits for it
                 holds = urgent and size > 0 and self._automatic_remote()
                 entry = _Entry(name, size, URGENT_PARTS if holds else parts, urgent, holds)
                 self._urgent_reads += holds
-                if holds:
-                    limit = min(limit, 1 + BESIDE_URGENT)
                 self._entries[name] = entry
                 self._bytes += size
                 self._in_flight += 1
