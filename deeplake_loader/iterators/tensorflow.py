@@ -49,12 +49,11 @@ def hand_over(arr: np.ndarray):
     return tf.convert_to_tensor(arr)
 
 
-def to_tf(v, htype=None):
+def to_tf(v):
+    """One batch value as TensorFlow holds it (its dtype decided by pipeline/collate.py)."""
     import tensorflow as tf
 
     if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
-        if htype == "class_label":
-            v = v.astype(np.int64)
         return hand_over(v)
     if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
         return tf.constant(v, dtype=tf.string)
@@ -65,9 +64,9 @@ def to_tf(v, htype=None):
     return v
 
 
-def convert(batch, htypes):
+def convert(batch):
     if isinstance(batch, dict):
-        return Batch({k: to_tf(v, htypes.get(k)) for k, v in batch.items()})
+        return Batch({k: to_tf(v) for k, v in batch.items()})
     if isinstance(batch, (list, tuple)):  # a transform's tuple or list
         return type(batch)(to_tf(v) for v in batch)
     return to_tf(batch)

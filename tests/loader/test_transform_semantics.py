@@ -300,3 +300,42 @@ def test_decode_method_data_is_tensor_data(loader_ds):
             assert np.array_equal(_np(b["images"]["value"])[k], loader_ds.images[x].data()["value"])
         assert b["images"]["sample_info"] == loader_ds.images[r[0]].data()["sample_info"]
     assert rows == list(range(N))
+
+
+def _label_smoothing(sample):
+    """Soft targets from a class label (what label smoothing and mixup return): floats in (0, 1)."""
+    return {"labels": sample["labels"].astype(np.float32) * 0.9 + 0.05, "index": sample["index"]}
+
+
+def _halve(v):
+    return v * 0.5
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("mode", ["pytorch", "tensorflow", "numpy"])
+def test_what_a_transform_returns_keeps_its_dtype_even_under_a_class_label_key(loader_ds, mode, workers):
+    """The terminal's conversions (class_label -> int64) apply to what a transform receives, never to
+    what it returns: soft labels under the key of a class_label tensor stay floats."""
+    callable_loader = getattr(loader_ds.dataloader().transform(_label_smoothing).batch(5), mode)(
+        tensors=["labels"], num_workers=workers)
+    dict_loader = getattr(loader_ds.dataloader().transform({"labels": _halve, "index": None}).batch(5), mode)(
+        num_workers=workers)
+    for loader, value, dtype in ((callable_loader, lambda r: (r % 4) * 0.9 + 0.05, np.float32),
+                                 (dict_loader, lambda r: (r % 4) * 0.5, np.float64)):
+        rows = []
+        with loader:
+            for b in loader:
+                labels, r = _np(b["labels"]), rows_of(b)
+                assert labels.dtype == dtype, f"{mode}: a transform's {dtype.__name__} came back as {labels.dtype}"
+                assert np.allclose(labels.reshape(-1), [value(x) for x in r])
+                rows += r
+        assert rows == list(range(N))
+
+
+@pytest.mark.parametrize("mode", ["pytorch", "tensorflow"])
+def test_without_user_code_class_labels_are_int64(loader_ds, mode):
+    """The fast path (no transform) still converts what it hands over, now in the one place that
+    decides a batch's dtypes (pipeline/collate.py)."""
+    b = next(iter(getattr(loader_ds.dataloader().batch(4), mode)(tensors=["labels", "vec"])))
+    assert _np(b["labels"]).dtype == np.int64 and _np(b["labels"]).reshape(-1).tolist() == [0, 1, 2, 3]
+    assert _np(b["vec"]).dtype == VEC[mode]
