@@ -13,7 +13,7 @@ import numpy as np
 
 from .._kernels import decode as K
 from .._kernels.chunk import slice_bytes
-from ..errors import DecodeError, DeepLakeLoaderError, UnsupportedError
+from ..errors import DecodeError, DeepLakeLoaderError, TransformError, UnsupportedError
 from ..format import compression
 from ..sample_forms import data_column, info_tensor_key
 from ..transforms import RandomResizedCrop
@@ -162,7 +162,13 @@ class Decoder:
             raise e.at(tensor=col.name, index=int(rows[e.position or 0])) from None
 
     def _images(self, col, bufs, rows, rng):
-        if any(not len(b) for b in bufs):  # empty samples (None appended): one by one, no crop
+        empty = [k for k, b in enumerate(bufs) if not len(b)]  # samples of empty shape (None appended)
+        if empty and col.crop is not None:  # as the unfused transform: an empty image cannot be cropped
+            k = empty[0]
+            raise TransformError(f"transform of tensor '{col.name}' ({type(col.crop).__name__}, fused into the "
+                                 f"decoder) cannot crop an empty image (shape {col.reader.shape_of(int(rows[k]))})",
+                                 tensor=col.name, index=int(rows[k]))
+        if empty:  # one by one: the empty ones as stored, the others decoded
             return [np.zeros(col.reader.shape_of(int(r)), np.uint8) if not len(b) else self._one(b, k)
                     for k, (b, r) in enumerate(zip(bufs, rows))]
         # (n, 5): codec, height, width, channels, bytes per channel; headers only, so the pixel
