@@ -55,3 +55,12 @@ def vector_copy(dl3_vectors, tmp_path):
         return dst
 
     return copy
+
+
+@pytest.fixture
+def seeded():
+    """seeded(n): deeplake_loader.random.seed(n) for this test, back to fresh entropy after it."""
+    from deeplake_loader import random as dl_random
+
+    yield dl_random.seed
+    dl_random.seed(None)

@@ -20,6 +20,7 @@ import json
 
 import numpy as np
 
+from .. import random as dl_random
 from ..pipeline.memory import ALIGN
 from . import Batch
 
@@ -101,13 +102,19 @@ def dataset(loader):
     pending = [(first, started)]
 
     def batches():
+        # tf.data pulls on a thread of its own while the training step runs: transforms here must
+        # not reseed the process-wide generators (random.isolated)
         if pending:  # the epoch already started for the spec
             head, rest = pending.pop()
             yield dict(head)
             del head
         else:
             rest = iter(loader)
-        for b in rest:
+        while True:
+            with dl_random.isolated():
+                b = next(rest, None)
+            if b is None:
+                return
             yield dict(b)
 
     out = tf.data.Dataset.from_generator(batches, output_signature=spec)

@@ -134,26 +134,29 @@ class Pipeline:
                 yield from self._through_workers(decoded, workers, sched)
             else:
                 for i, item in enumerate(decoded):
-                    yield self._finish(*item, seed=sched.seed("scope", i))
+                    yield self.finish(*item, seed=sched.seed("scope", i))
         finally:
             decoded.close()
             if workers is not None and workers is not self._workers:  # this epoch's own workers
                 workers.close()
                 self._epoch_workers.discard(workers)
 
-    def _finish(self, rows, columns, seed):
+    def finish(self, rows, columns, seed):
+        """The batch of decoded ``columns``: transforms and collate, with the batch's random streams
+        seeded from ``seed`` (``random.batch_scope``). Runs where the user's code runs: the thread
+        that iterates, or a worker process; never a background thread (random.py)."""
         if not self.assemble.runs_user_code:
             return self.assemble(columns, rows)
         with dl_random.batch_scope(seed):  # the batch's random streams (resumable, state.py)
             return self.assemble(columns, rows)
 
-    def batch_of(self, rows, rng):
-        """The finished batch of exactly ``rows`` (source row ids), read and decoded now on this
-        thread with ``rng`` (crops, and the seed of its transforms' random streams): for a torch
-        DataLoader a framework built from our sampler and dataset parts."""
+    def decode_rows(self, rows, seed):
+        """The decoded columns of exactly ``rows`` (source row ids), read and decoded now on this
+        thread, fused crops drawn from ``seed``: for a torch DataLoader a framework built from our
+        sampler and dataset parts (``finish`` then makes the batch). No user code runs here."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        columns = {name: self.decoder.column(col, col.raw(rows), rows, rng) for name, col in self.columns.items()}
-        return self._finish(rows, columns, int(rng.integers(0, 2**63 - 1)))
+        rng = np.random.default_rng(seed)
+        return {name: self.decoder.column(col, col.raw(rows), rows, rng) for name, col in self.columns.items()}
 
     def _worker_pool(self):
         """The persistent pool (started once), or a pool of this epoch's own."""
