@@ -459,13 +459,69 @@ class TensorReader:
         """Samples of rows (a list); image files of one chunk go to the batch kernel together."""
         self.check_readable()
         rows = self._items(rows)
-        if self.is_link:
+        if self.is_link and self.media_family is None:
             return self._read_links(rows)
+        if self.seq is None and self.media_family is not None and not self.tiles:
+            import os
+
+            return self.decode_media(self.stored_bytes(rows), rows, threads=min(4, os.cpu_count() or 1))
         if self.seq is None and not self.is_text and self.sample_compression in compression.KERNEL_CODECS:
             return self._read_images(rows)
         if self.seq is None and (self.chunk_compression is None or self.chunk_compression in compression.BYTE_CODECS):
             return self._read_grouped(rows)
         return [self.read(int(r)) if self.seq is not None else self._read_item(int(r)) for r in rows]
+
+    def shapes(self, rows) -> list:
+        """The stored shape of each row (chunk shape tables; link tensors: None, the file decides)."""
+        rows = self._items(rows)
+        out = [None] * len(rows)
+        if self.is_link:
+            return out
+        for name, pos, local in self.chunk_plan(rows):
+            if name is None:
+                out[pos[0]] = tuple(self.tiles[int(rows[pos[0]])][0])
+                continue
+            chunk = self._chunk_for(name, rows[pos[0]])
+            for p, shape in zip(pos, self._chunk_call(chunk.shapes_of, rows, pos, local).tolist()):
+                out[p] = tuple(int(x) for x in shape)
+        return out
+
+    def decode_media(self, bufs, rows, *, threads=1) -> list:
+        """The media files ``bufs`` of ``rows`` (their stored payloads, or fetched linked files)
+        decoded on ``threads`` threads, in the tensor's dtype as ``read`` gives them; DecodeError
+        naming tensor and row."""
+        rows = np.asarray(rows, np.int64)
+        out = [None] * len(rows)
+        if self.is_link:
+            paths = self.link_paths(rows)
+            todo = [k for k in range(len(rows)) if len(bufs[k])]
+            codecs = [self.sample_compression if self.sample_compression in media.CODECS else
+                      media.sniff(bufs[k], paths[k]) for k in todo]
+            for k, c in zip(todo, codecs):
+                if media.family_of(c) is None:
+                    raise DecodeError(f"linked file '{paths[k]}' is not a {self.base_htype} file this reader knows",
+                                      tensor=self.name, index=int(rows[k]))
+            shapes, cast = [None] * len(todo), False
+        else:
+            stored = self.shapes(rows)
+            todo = [k for k in range(len(rows)) if 0 not in stored[k]]
+            for k in set(range(len(rows))) - set(todo):  # empty samples (None appended)
+                out[k] = self._decode_media(b"", stored[k], int(rows[k]), None)
+            codecs, shapes, cast = self.sample_compression, [stored[k] for k in todo], True
+        try:
+            got = media.decode_many(codecs, [bufs[k] for k in todo], shapes, threads=threads, tensor=self.name)
+        except DecodeError as e:
+            k = todo[e.position or 0]
+            prefix = f"{self.sample_compression} sample: " if not self.is_link else \
+                f"linked file '{self.link_paths([rows[k]])[0]}': "
+            raise e.at(tensor=self.name, index=int(rows[k]), prefix=prefix) from None
+        for k, arr in zip(todo, got):
+            out[k] = self._cast_media(arr) if cast else arr
+        for k in range(len(rows)):
+            if out[k] is None:
+                out[k] = np.zeros((0,) * max(len(self.max_shape), 1), self.dtype if self.dtype not in (None, object)
+                                  else np.uint8)
+        return out
 
     def _remote_single(self, rows) -> bool:
         """One row of a remote dataset whose chunk is not cached: read it with range requests."""

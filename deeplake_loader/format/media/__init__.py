@@ -73,6 +73,30 @@ def decode(codec: str, buf, shape=None, *, frames=None, tensor=None):
     return _module(family).decode(buf, codec)
 
 
+def decode_many(codecs, bufs, shapes, *, threads: int = 1, tensor=None) -> list:
+    """``decode`` of several files (``codecs``: one codec for all, or one per file), on up to
+    ``threads`` threads of this call (PyAV, zlib and numpy release the GIL while they work; the
+    threads end with the call). A failure is the DecodeError of the first failing file, its
+    ``position`` set."""
+    codecs = [codecs] * len(bufs) if isinstance(codecs, str) else list(codecs)
+    shapes = list(shapes) if shapes is not None else [None] * len(bufs)
+
+    def one(k):
+        try:
+            return decode(codecs[k], bufs[k], shapes[k], tensor=tensor)
+        except DecodeError as e:
+            e.position = k
+            raise
+
+    threads = max(1, min(int(threads or 1), len(bufs)))
+    if threads == 1:
+        return [one(k) for k in range(len(bufs))]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="deeplake_loader-media") as ex:
+        return list(ex.map(one, range(len(bufs))))
+
+
 def probe(codec: str, buf, path=None):
     """(shape, dtype string, sample info dict) of a file, as deeplake 3.9.52 records them when the
     file is appended with ``deeplake.read``."""
