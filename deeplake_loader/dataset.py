@@ -13,6 +13,7 @@ from . import oss_loaders
 from .errors import (DatasetExistsError, DatasetNotFoundError, DeepLakeLoaderError, ReadOnlyError,
                      TensorDoesNotExistError)
 from .format import FIRST_COMMIT_ID
+from .format.htypes import UNSPECIFIED
 from .format.meta import loads, read_json
 from .format.reader import TensorReader
 from .format.version import VC_KEY, VersionState
@@ -421,8 +422,11 @@ class Dataset:
         if self._shared["depth"] == 0:
             self.flush()
 
-    def create_tensor(self, name, htype="generic", dtype=None, sample_compression=None, chunk_compression=None,
+    def create_tensor(self, name, htype="generic", dtype=None, sample_compression=UNSPECIFIED, chunk_compression=None,
                       **kwargs) -> "Tensor":
+        """A new tensor. ``htype`` may be ``sequence[X]``, ``link[X]``; video, audio, point_cloud,
+        nifti and mesh tensors need ``sample_compression`` named (None: raw arrays), as in deeplake;
+        dicom defaults to "dcm"."""
         full = self._full(name)
         self._writer().create_tensor(full, htype=htype, dtype=dtype, sample_compression=sample_compression,
                                      chunk_compression=chunk_compression, **kwargs)
