@@ -603,7 +603,7 @@ class Tensor:
     def numpy(self, aslist: bool = False):
         r = self.reader
         values = self._values()
-        if r.base_htype == "point_cloud":  # deeplake shows a point cloud's first three columns
+        if r.htype == "point_cloud":  # deeplake shows a point cloud's first three columns (not of links)
             values = [v[..., :3] for v in values] if not isinstance(values, np.ndarray) else values[..., :3]
         if isinstance(values, np.ndarray):
             if self._scalar:
@@ -613,8 +613,12 @@ class Tensor:
             return values[0] if self._scalar else values
         if r.is_text:
             values = [numpy_form(r.base_htype, v) for v in values]
-        elif r.seq is not None:
-            values = [v if aslist else (np.stack(v) if v else np.zeros((0,), r.dtype)) for v in values]
+        elif r.seq is not None and not aslist:
+            for v in values:
+                if len({x.shape for x in v}) > 1:
+                    raise DeepLakeLoaderError(f"tensor '{self.key_name}' has a sequence of items of different shapes "
+                                              f"({sorted({x.shape for x in v})[:3]}): use numpy(aslist=True)")
+            values = [np.stack(v) if v else np.zeros((0,), r.dtype) for v in values]
         if self._scalar:
             return values[0]
         if aslist:
@@ -632,7 +636,7 @@ class Tensor:
         names (a label with no name gives None, as in deeplake), and "sample_info" for images."""
         r = self.reader
         rows = self._rows()
-        if r.base_htype == "video":
+        if r.htype == "video":  # link[video]: {"value": frames}, as deeplake
             return self._video_data()
         forms = data_column(r, self._info_reader(), self._values(), rows)
         if self._scalar:

@@ -231,12 +231,13 @@ class TensorReader:
             raise IndexError(f"index {int(bad[0])} is out of range for tensor '{self.name}' of length {n}")
         return rows
 
-    def chunk_plan(self, rows):
+    def chunk_plan(self, rows, *, items=False):
         """Group rows by chunk: [(chunk name or None, positions into rows, local indices)], in order of
-        first appearance. Tiled samples come as (None, [position], [row]) groups: read them with read()."""
-        rows = self._items(rows)
-        if self.seq is not None:
+        first appearance. Tiled samples come as (None, [position], [row]) groups: read them with read().
+        ``items``: rows are flat items of a sequence tensor."""
+        if self.seq is not None and not items:
             raise UnsupportedError(f"chunk plans of sequence tensor '{self.name}'; read whole sequences")
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1) if items else self._items(rows)
         out = []
         if not len(rows):
             return out
@@ -718,9 +719,13 @@ class TensorReader:
 
     def shape_of(self, row: int) -> tuple:
         (row,) = self._items([row])
-        if self.seq is not None:
+        if self.seq is not None:  # items of different shapes: None where they differ (as deeplake)
             items = self._seq_items(int(row))
-            return (len(items),) + (self.shape_of_item(items[0]) if len(items) else ())
+            shapes = [self.shape_of_item(i) for i in items]
+            if not shapes:
+                return (0,)
+            dims = tuple(a[0] if len(set(a)) == 1 else None for a in zip(*shapes))
+            return (len(items),) + dims
         return self.shape_of_item(int(row))
 
     def shape_of_item(self, item: int) -> tuple:
@@ -738,6 +743,15 @@ class TensorReader:
     def stored_bytes(self, rows) -> list:
         """The stored payload of each row, without copies (e.g. the JPEG file of an image)."""
         rows = self._items(rows)
+        if self.seq is not None:  # a sequence's items' payloads, one after the other (deeplake's tobytes)
+            out = []
+            for r in rows.tolist():
+                items = np.asarray(list(self._seq_items(int(r))), np.int64)
+                out.append(b"".join(bytes(b) for b in self._item_bytes(items)) if len(items) else b"")
+            return out
+        return self._item_bytes(rows)
+
+    def _item_bytes(self, rows) -> list:
         if self.is_link:
             out = self._fetch_links(rows)
             for k, b in enumerate(out):
@@ -750,7 +764,7 @@ class TensorReader:
             raise UnsupportedError(f"tensor '{self.name}' stores images as one {self.chunk_compression} canvas "
                                    "per chunk: samples have no stored bytes of their own")
         out = [None] * len(rows)
-        for name, pos, local in self.chunk_plan(rows):
+        for name, pos, local in self.chunk_plan(rows, items=self.seq is not None):
             if name is None:
                 raise UnsupportedError(f"sample {int(local[0])} of tensor '{self.name}' is tiled: it has no single "
                                        "stored payload")

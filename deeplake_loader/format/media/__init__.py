@@ -132,7 +132,7 @@ def sniff(buf, path=None):
         return "mp3"
     if head[128:132] == b"DICM":
         return "dcm"
-    if head[344:348] in (b"n+1\x00", b"n+2\x00") or head[:4] == b"\x5c\x01\x00\x00":
+    if head[344:348] == b"n+1\x00" or head[4:8] == b"n+2\x00":
         return "nii"
     if head[:2] == b"\x1f\x8b":
         return "nii.gz"
