@@ -628,7 +628,8 @@ class DatasetWriter:
         return self.tensors[key]
 
     def create_tensor(self, name, htype="generic", dtype=None, sample_compression=H.UNSPECIFIED,
-                      chunk_compression=None, max_chunk_size=None, tiling_threshold=None, hidden=False, **kwargs):
+                      chunk_compression=None, max_chunk_size=None, tiling_threshold=None, hidden=False, verify=True,
+                      **kwargs):
         names = self._names()
         if name in names:
             raise DeepLakeLoaderError(f"tensor '{name}' already exists")
@@ -648,6 +649,7 @@ class DatasetWriter:
         htype = htype or "generic"
         meta, info = H.new_tensor_meta(name, htype, dtype, sample_compression, chunk_compression, max_chunk_size,
                                        tiling_threshold, FORMAT_VERSION, kwargs)
+        meta["verify"] = bool(verify)  # link tensors: read each linked file when it is appended
         hidden_specs = []  # the hidden tensors deeplake keeps in step with this one
         if base in H.INFO_HTYPES and (base in H.MEDIA or is_link):
             hidden_specs.append(("info", "json", {"extend": "extend_info", "flatten_sequence": True,
