@@ -487,10 +487,25 @@ class TensorReader:
                 out[p] = tuple(int(x) for x in shape)
         return out
 
-    def decode_media(self, bufs, rows, *, threads=1) -> list:
+    def decode_media(self, bufs, rows, *, threads=1, alloc=None):
         """The media files ``bufs`` of ``rows`` (their stored payloads, or fetched linked files)
-        decoded on ``threads`` threads, in the tensor's dtype as ``read`` gives them; DecodeError
-        naming tensor and row."""
+        decoded on ``threads`` threads, in the tensor's dtype as ``read`` gives them (a list);
+        DecodeError naming tensor and row. ``alloc(shape, dtype)``: when every row is a video of
+        one stored shape, the frames are decoded straight into one (rows, frames, H, W, 3) array
+        it gives (the loader's pooled batch memory), which is returned instead of a list."""
+        if alloc is not None and not self.is_link and media.family_of(self.sample_compression) == "video" \
+                and len(rows):
+            shapes = self.shapes(rows)
+            if len(set(shapes)) == 1 and 0 not in shapes[0] and self.dtype == np.uint8:
+                out = alloc((len(rows),) + shapes[0], np.uint8)
+                try:
+                    media.decode_many(self.sample_compression, bufs, shapes, threads=threads, tensor=self.name,
+                                      outs=list(out))
+                except DecodeError as e:
+                    k = e.position or 0
+                    raise e.at(tensor=self.name, index=int(rows[k]), prefix=f"{self.sample_compression} sample: ") \
+                        from None
+                return out
         rows = np.asarray(rows, np.int64)
         out = [None] * len(rows)
         if self.is_link:

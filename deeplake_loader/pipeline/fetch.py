@@ -159,7 +159,7 @@ class Decoder:
             if col.reader.seq is not None:
                 return [_stack_items(v) for v in values]
             if col.media:  # names tensor and row itself
-                return col.reader.decode_media(values, rows, threads=self.num_threads)
+                return col.reader.decode_media(values, rows, threads=self.num_threads, alloc=self.pool.array)
             if not col.native:
                 return values
         try:

@@ -74,6 +74,10 @@ def test_video_that_decodes_to_fewer_frames_than_stored_pads_with_zeros_and_warn
     with pytest.warns(UserWarning, match="fewer frames"):
         got = media.decode("mp4", buf, (30,) + want.shape[1:])
     assert np.array_equal(got[:24], want) and not got[24:].any()
+    with pytest.warns(UserWarning, match="fewer frames"):  # a selection across the end: only the missing are zeros
+        got = media.decode("mp4", buf, (30,) + want.shape[1:], frames=slice(20, 30, 2), out=np.full((5,) + want.shape[1:],
+                                                                                                     7, np.uint8))
+    assert np.array_equal(got[:2], want[20:24:2]) and not got[2:].any()
 
 
 @pytest.mark.parametrize("name", ["mono.wav", "stereo.wav", "mono.flac", "stereo.mp3", "mono.mp3"])

@@ -58,24 +58,25 @@ def _module(family):
     return importlib.import_module(f"{__name__}.{_MODULES[family]}")
 
 
-def decode(codec: str, buf, shape=None, *, frames=None, tensor=None):
+def decode(codec: str, buf, shape=None, *, frames=None, tensor=None, out=None):
     """The array deeplake 3.9.52 decodes from one file of ``codec`` (before the tensor's dtype
     cast). ``shape``: the sample's stored shape (video and audio samples are fitted to its first
-    dimension); ``frames``: for video, an int or a slice of frames (decodes only those)."""
+    dimension); ``frames``: for video, an int or a slice of frames (decodes only those); ``out``:
+    for video, the (frames, H, W, 3) uint8 array to decode into."""
     family = FAMILY[codec]
     require(family, tensor=tensor)
     if not len(buf):
         raise DecodeError(f"the {codec} sample has no bytes")
     if family == "video":
-        return _module(family).decode(buf, shape, frames)
+        return _module(family).decode(buf, shape, frames, out=out)
     if family == "audio":
         return _module(family).decode(buf, shape)
     return _module(family).decode(buf, codec)
 
 
-def decode_many(codecs, bufs, shapes, *, threads: int = 1, tensor=None) -> list:
-    """``decode`` of several files (``codecs``: one codec for all, or one per file), on up to
-    ``threads`` threads of this call (PyAV, zlib and numpy release the GIL while they work; the
+def decode_many(codecs, bufs, shapes, *, threads: int = 1, tensor=None, outs=None) -> list:
+    """``decode`` of several files (``codecs``: one codec for all, or one per file; ``outs``: video
+    outputs to decode into), on up to ``threads`` threads of this call (PyAV, zlib and numpy release the GIL while they work; the
     threads end with the call). A failure is the DecodeError of the first failing file, its
     ``position`` set."""
     codecs = [codecs] * len(bufs) if isinstance(codecs, str) else list(codecs)
@@ -83,7 +84,7 @@ def decode_many(codecs, bufs, shapes, *, threads: int = 1, tensor=None) -> list:
 
     def one(k):
         try:
-            return decode(codecs[k], bufs[k], shapes[k], tensor=tensor)
+            return decode(codecs[k], bufs[k], shapes[k], tensor=tensor, out=None if outs is None else outs[k])
         except DecodeError as e:
             e.position = k
             raise

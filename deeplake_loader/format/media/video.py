@@ -86,33 +86,47 @@ def selection(frames, nframes: int):
                      "or a range.")
 
 
-def decode(buf, shape=None, frames=None):
+def _rgb_into(frame, dst) -> None:
+    """The frame converted to RGB (FFmpeg's swscale, as ``to_ndarray(format="rgb24")``) and
+    copied once, into ``dst`` (H, W, 3)."""
+    rgb = frame.reformat(format="rgb24") if frame.format.name != "rgb24" else frame
+    plane = rgb.planes[0]
+    h, w = dst.shape[:2]
+    rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w * 3]
+    dst[...] = rows.reshape(h, w, 3)
+
+
+def decode(buf, shape=None, frames=None, out=None):
     """The selected frames of the file (all by default) as (n, H, W, 3) uint8 ((H, W, 3) for an
-    int)."""
+    int); decoded straight into ``out`` when given (of that shape)."""
     container, stream = _open(buf)
     try:
         meta = _metadata(container, stream)
         nframes = int(shape[0]) if shape else meta[0]
         h, w = (int(shape[1]), int(shape[2])) if shape else (meta[1], meta[2])
         picks, squeeze = selection(frames, nframes)
-        out = np.zeros((len(picks), h, w, 3), np.uint8)
+        if out is None:
+            out = np.empty((len(picks), h, w, 3), np.uint8)
+        elif out.shape != (len(picks), h, w, 3) or out.dtype != np.uint8:
+            raise ValueError(f"output of shape {out.shape} {out.dtype} for {len(picks)} frames of {h}x{w}")
         if len(picks):
             wanted: dict = {}
             for pos, k in enumerate(picks):
                 wanted.setdefault(k, []).append(pos)
             last = max(picks)
-            stream.thread_type = "AUTO"
-            got = 0
+            got, done = 0, set()
             try:
                 for k, frame in enumerate(container.decode(stream)):
                     if k in wanted:
                         if frame.height != h or frame.width != w:
                             raise DecodeError(f"frame {k} is {frame.height}x{frame.width}, the sample's shape says "
                                               f"{h}x{w}")
-                        arr = frame.to_ndarray(format="rgb24")
-                        for pos in wanted[k]:
-                            out[pos] = arr
+                        first, *more = wanted[k]
+                        _rgb_into(frame, out[first])
+                        for pos in more:
+                            out[pos] = out[first]
                         got += 1
+                        done.add(k)
                     if k >= last:
                         break
             except DecodeError:
@@ -121,6 +135,9 @@ def decode(buf, shape=None, frames=None):
                 raise DecodeError(f"the video stream does not decode after {got} of the selected frames "
                                   f"({type(e).__name__}: {e})") from None
             if got < len(wanted):
+                for k, positions in wanted.items():  # frames the file does not have
+                    if k not in done:
+                        out[positions] = 0
                 if got == 0:
                     raise DecodeError(f"the video stream decodes to no frame (the sample's shape says {nframes})")
                 warnings.warn(f"video sample decodes to fewer frames than its stored shape says ({nframes}); "
