@@ -296,9 +296,11 @@ def test_loaders_give_what_the_tensors_give(sides, tmp_path):
         else:
             assert dl3.array_mismatch(np.asarray(value), w.astype(np.asarray(value).dtype)) is None, (name, row)
 
-    for b in ds.dataloader().batch(1).numpy(num_threads=2):
+    batches = list(ds.dataloader().batch(1).numpy(num_threads=2))  # no shuffle: rows in order
+    assert len(batches) == 3
+    for row, b in enumerate(batches):
         for name in want:
-            check(name, int(b["index"][0]) if "index" in b else None, b[name][0]) if "index" in b else None
+            check(name, row, b[name][0])
     rows = []
     for b in ds.dataloader().batch(1).shuffle().transform(_row_transform).pytorch(num_workers=2, num_threads=2):
         row = int(b["index"][0])
@@ -307,6 +309,19 @@ def test_loaders_give_what_the_tensors_give(sides, tmp_path):
             value = b[name][0] if name != "polygon" else b[name][0]
             check(name, row, value.numpy() if hasattr(value, "numpy") and name != "polygon" else value)
     assert sorted(rows) == [0, 1, 2]
+    tf = pytest.importorskip("tensorflow")
+    rows = []
+    for b in ds.dataloader().batch(1).tensorflow(tensors=["video", "dicom", "cloud"], num_threads=2):
+        row = int(b["index"].numpy()[0, 0])
+        rows.append(row)
+        for name in ("video", "dicom", "cloud"):
+            check(name, row, b[name].numpy()[0])
+    assert sorted(rows) == [0, 1, 2]
+    samples = list(ds.tensorflow(tensors=["video", "audio"]))
+    assert len(samples) == 3 and all(isinstance(x["video"], tf.Tensor) for x in samples)
+    for row, x in enumerate(samples):
+        check("video", row, x["video"].numpy())
+        check("audio", row, x["audio"].numpy())
     rows = []
     for sample in ds.pytorch(batch_size=None, num_workers=0, return_index=True, tensors=[n for n in want
                                                                                         if n != "polygon"]):
