@@ -48,7 +48,9 @@ def test_video_frames_are_a_plain_decode_in_presentation_order(files, name):
     assert shape == want.shape and dtype == "|u1" and set(info) == {"duration", "fps", "timebase"}
     got = media.decode(media.sniff(buf), buf, shape)
     assert got.dtype == np.uint8 and np.array_equal(got, want)
-    assert np.array_equal(got[0], gen.frame_pattern(0, 48 if "h264" in name else shape[1], shape[2])) or True
+    # frame 0 is the first frame written (lossy codec: close, not equal), not a later one
+    err = [np.abs(got[0].astype(int) - gen.frame_pattern(k, shape[1], shape[2]).astype(int)).mean() for k in range(3)]
+    assert err[0] < min(err[1:])
 
 
 @pytest.mark.parametrize("sel", [5, -1, 0, slice(None), slice(2, 10, 3), slice(None, None, -1), slice(12, 3, -2),
@@ -146,8 +148,9 @@ def test_ply_meshes_in_every_encoding(fmt):
     shape, dtype, info = media.probe("ply", buf)
     assert shape == (6, 8) and dtype == "|O" and info["fmt"] == fmt and info["face"] == 3
     assert info["dimensions_names"] == ["x", "y", "z", "n_points", "v1", "v2", "v3", "uchar"]
-    form = media.mesh.data_form(buf) if hasattr(media, "mesh") else __import__(
-        "deeplake_loader.format.media.mesh", fromlist=["data_form"]).data_form(buf)
+    from deeplake_loader.format.media.mesh import data_form
+
+    form = data_form(buf)
     assert np.array_equal(form["v2"], [1, 4, 2]) and np.array_equal(form["n_points"], [3, 3, 3])
 
 
