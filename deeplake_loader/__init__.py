@@ -7,12 +7,12 @@ data-preparation scripts use: datasets (load/empty/dataset/exists/read) and ``ds
 from deeplake_loader import _build_check  # noqa: F401  (explains a missing compiled kernel)
 from deeplake_loader import errors, random
 from deeplake_loader.dataset import Dataset, Tensor, dataset, empty, exists, load
-from deeplake_loader.sample import read
+from deeplake_loader.sample import link, read
 from deeplake_loader.dataloader import dataloader  # noqa: E402  (the function shadows the module name)
 from deeplake_loader import transforms
 from deeplake_loader.limits import get_max_image_pixels, set_max_image_pixels
 
 __version__ = "0.1.0"
 
-__all__ = ["Dataset", "Tensor", "dataloader", "dataset", "empty", "errors", "exists", "get_max_image_pixels", "load", "random", "read",
+__all__ = ["Dataset", "Tensor", "dataloader", "dataset", "empty", "errors", "exists", "get_max_image_pixels", "link", "load", "random", "read",
            "set_max_image_pixels", "transforms", "__version__"]

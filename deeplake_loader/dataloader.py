@@ -157,6 +157,8 @@ class _LoaderBase:
                 self._check_tensor(t)
                 if m not in DECODE_METHODS:
                     raise ValueError(f"unknown decode method {m!r} for tensor '{t}'; supported: {', '.join(DECODE_METHODS)}")
+                if m == "data" and self._config.dataset[t].base_htype == "video":
+                    raise NotImplementedError("data decode method for video tensors isn't supported yet.")
                 if m == "pil":
                     sc = self._config.dataset[t].meta.sample_compression
                     if sc not in ("jpeg", "png"):

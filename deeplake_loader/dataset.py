@@ -13,6 +13,7 @@ from . import oss_loaders
 from .errors import (DatasetExistsError, DatasetNotFoundError, DeepLakeLoaderError, ReadOnlyError,
                      TensorDoesNotExistError)
 from .format import FIRST_COMMIT_ID
+from .format.htypes import UNSPECIFIED
 from .format.meta import loads, read_json
 from .format.reader import TensorReader
 from .format.version import VC_KEY, VersionState
@@ -421,8 +422,11 @@ class Dataset:
         if self._shared["depth"] == 0:
             self.flush()
 
-    def create_tensor(self, name, htype="generic", dtype=None, sample_compression=None, chunk_compression=None,
+    def create_tensor(self, name, htype="generic", dtype=None, sample_compression=UNSPECIFIED, chunk_compression=None,
                       **kwargs) -> "Tensor":
+        """A new tensor. ``htype`` may be ``sequence[X]``, ``link[X]``; video, audio, point_cloud,
+        nifti and mesh tensors need ``sample_compression`` named (None: raw arrays), as in deeplake;
+        dicom defaults to "dcm"."""
         full = self._full(name)
         self._writer().create_tensor(full, htype=htype, dtype=dtype, sample_compression=sample_compression,
                                      chunk_compression=chunk_compression, **kwargs)
@@ -494,10 +498,11 @@ class Dataset:
 class Tensor:
     """A tensor of a dataset or of a view of one."""
 
-    def __init__(self, ds: Dataset, full_name: str, rows=None, scalar=None):
+    def __init__(self, ds: Dataset, full_name: str, rows=None, scalar=None, sub=()):
         self.ds, self.key_name = ds, full_name
         self.index_rows = ds.index_rows if rows is None else rows
         self._scalar = ds._scalar if scalar is None else scalar
+        self._sub = tuple(sub)  # index within each sample (t[i, 10:20]: frames 10..19 of a video)
 
     @property
     def reader(self) -> TensorReader:
@@ -538,12 +543,27 @@ class Tensor:
         return len(self.reader) if self.index_rows is None else len(self.index_rows)
 
     def __getitem__(self, item):
+        sub = ()
+        if isinstance(item, tuple) and len(item) > 1:
+            if self._sub:
+                raise IndexError("a tensor indexed within its samples cannot be indexed again")
+            item, sub = item[0], item[1:]
         rows, scalar = _compose(self.index_rows, item, len(self.reader) if self.index_rows is None else 0)
-        return Tensor(self.ds, self.key_name, rows, scalar)
+        if sub and self.reader.base_htype == "video":
+            from .format.media.video import selection
+
+            selection(sub[0], 1 << 30)  # deeplake's refusals of a frame index (a list, another type)
+        return Tensor(self.ds, self.key_name, rows, scalar, sub)
 
     @property
     def shape(self) -> tuple:
         r = self.reader
+        if self._sub:
+            shapes = {_sub_shape(r.shape_of(int(row)), self._sub) for row in self._rows()}
+            if self._scalar:
+                return shapes.pop()
+            first = shapes.pop() if len(shapes) == 1 else None
+            return (len(self),) + (first if first is not None else ())
         if self._scalar:
             return r.shape_of(int(self.index_rows[0]))
         lo, hi = r.min_shape, r.max_shape
@@ -563,18 +583,42 @@ class Tensor:
             dims = [str(lo) if lo == hi else f"{lo}:{hi}"] + dims
         return "(" + ", ".join([str(len(self))] + dims) + ")"
 
-    def numpy(self, aslist: bool = False):
+    def _values(self):
+        """Every row's decoded sample, sub-indexed within the sample when the tensor was
+        (video frames are then the only ones decoded)."""
         r = self.reader
         rows = self._rows()
-        values = r.column(rows)  # chunk by chunk; an (N, *shape) array when every sample has one shape
+        if not self._sub:
+            return r.column(rows)  # chunk by chunk; an (N, *shape) array when every sample has one shape
+        out = []
+        for row in rows.tolist():
+            if r.base_htype == "video" and r.seq is None:
+                value = r.read(row, frames=self._sub[0])
+                rest = self._sub[1:] if isinstance(self._sub[0], (int, np.integer)) else (slice(None),) + self._sub[1:]
+            else:
+                value, rest = r.read(row), self._sub
+            out.append(_index_value(value, rest, self.key_name))
+        return out
+
+    def numpy(self, aslist: bool = False):
+        r = self.reader
+        values = self._values()
+        if r.htype == "point_cloud":  # deeplake shows a point cloud's first three columns (not of links)
+            values = [v[..., :3] for v in values] if not isinstance(values, np.ndarray) else values[..., :3]
         if isinstance(values, np.ndarray):
             if self._scalar:
                 return values[0]
             return list(values) if aslist else values
+        if r.base_htype == "polygon":  # a list of (points, ndim) arrays per sample, always
+            return values[0] if self._scalar else values
         if r.is_text:
             values = [numpy_form(r.base_htype, v) for v in values]
-        elif r.seq is not None:
-            values = [v if aslist else (np.stack(v) if v else np.zeros((0,), r.dtype)) for v in values]
+        elif r.seq is not None and not aslist:
+            for v in values:
+                if len({x.shape for x in v}) > 1:
+                    raise DeepLakeLoaderError(f"tensor '{self.key_name}' has a sequence of items of different shapes "
+                                              f"({sorted({x.shape for x in v})[:3]}): use numpy(aslist=True)")
+            values = [np.stack(v) if v else np.zeros((0,), r.dtype) for v in values]
         if self._scalar:
             return values[0]
         if aslist:
@@ -592,7 +636,9 @@ class Tensor:
         names (a label with no name gives None, as in deeplake), and "sample_info" for images."""
         r = self.reader
         rows = self._rows()
-        forms = data_column(r, self._info_reader(), r.read_many(rows), rows)
+        if r.htype == "video":  # link[video]: {"value": frames}, as deeplake
+            return self._video_data()
+        forms = data_column(r, self._info_reader(), self._values(), rows)
         if self._scalar:
             return dict(forms[0])
         out = {"value": [f["value"] for f in forms]}
@@ -600,6 +646,54 @@ class Tensor:
             if forms and key in forms[0]:
                 out[key] = [f[key] for f in forms]
         return out
+
+    def _video_data(self) -> dict:
+        """deeplake's data() of video samples: frames, the frames' presentation times (seconds,
+        float32) and the sample info."""
+        from .format.media.video import timestamps
+
+        r = self.reader
+        rows = self._rows()
+        frames = self._values()
+        bufs = r.stored_bytes(rows)
+        sel = self._sub[0] if self._sub else None
+        stamps = [timestamps(b, r.shape_of(int(row)), sel) for b, row in zip(bufs, rows.tolist())]
+        infos = self.sample_info
+        if self._scalar:
+            return {"frames": frames[0], "timestamps": stamps[0], "sample_info": infos}
+        try:
+            frames = np.stack(frames)
+        except ValueError:
+            pass
+        try:
+            stamps = np.array(stamps)
+        except ValueError:
+            stamps = np.array(stamps, dtype=object)
+        return {"frames": frames, "timestamps": stamps, "sample_info": infos}
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """Presentation times in seconds (float32) of the frames of one video sample (the frames
+        ``t[i, a:b]`` selects)."""
+        if self.reader.base_htype != "video":
+            raise Exception("Only supported for video tensors.")
+        if not self._scalar:
+            raise ValueError("Only supported for exactly 1 video sample.")
+        return self._video_data()["timestamps"]
+
+    @property
+    def sample_info(self):
+        """The per-sample info deeplake keeps for images and media (``{}`` where there is none);
+        a list for several rows."""
+        rows = self._rows()
+        reader = self._info_reader()
+        infos = [{} for _ in rows]
+        if reader is not None:
+            n = len(reader)
+            got = reader.read_many([int(x) for x in rows if x < n]) if n else []
+            it = iter(got)
+            infos = [next(it) if x < n else {} for x in rows]
+        return infos[0] if self._scalar else infos
 
     def _info_reader(self):
         """Reader of the hidden sample-info tensor of an image tensor (None if it has none)."""
@@ -630,6 +724,23 @@ class Tensor:
 
     def __repr__(self):
         return f"Tensor(key='{self.key_name}', htype='{self.htype}', length={len(self)})"
+
+
+def _index_value(value, sub, name):
+    """``value[sub]`` for one decoded sample (numpy's rules); lists (polygons, sequences) by their
+    first index only."""
+    if not sub:
+        return value
+    if isinstance(value, list):
+        if len(sub) > 1:
+            raise IndexError(f"tensor '{name}': samples that are lists take one index within them, got {sub}")
+        return value[sub[0]]
+    return value[sub]
+
+
+def _sub_shape(shape, sub) -> tuple:
+    """The shape of a sample of ``shape`` indexed by ``sub`` (without decoding it)."""
+    return np.broadcast_to(np.zeros((), np.uint8), tuple(shape))[sub].shape
 
 
 class _Meta:

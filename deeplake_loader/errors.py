@@ -98,6 +98,14 @@ class UnsupportedError(DeepLakeLoaderError, NotImplementedError):
     """A feature of the Deep Lake 3 format or API outside what deeplake_loader supports."""
 
 
+class MissingExtraError(DeepLakeLoaderError, ImportError):
+    """A media tensor needs a library that is not installed; the message names the optional
+    extra that brings it (``pip install 'deeplake_loader[video]'``)."""
+
+    def __reduce__(self):  # keeps the message across worker processes (ImportError has keywords)
+        return (type(self), (str(self),))
+
+
 class ReadOnlyError(DeepLakeLoaderError, PermissionError):
     """A write to a dataset opened read-only, or to a commit that is not a branch head."""
 

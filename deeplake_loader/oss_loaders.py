@@ -108,6 +108,8 @@ def _check_decode_methods(dataset, names, decode_method):
             supported = "{" + ", ".join(repr(m) for m in sorted(_DECODE[kind])) + "}"
             raise ValueError(f"decode_method {method} not supported for tensor {name}. Supported methods for this "
                              f"tensor are {supported}")
+        if method == "data" and reader.base_htype == "video":
+            raise NotImplementedError("data decode method for video tensors isn't supported yet.")
 
 
 def _process_group() -> bool:

@@ -56,6 +56,10 @@ class Column:
         r.check_readable()
         self.native = (r.sample_compression in compression.KERNEL_CODECS and not r.tiles and r.seq is None
                        and not r.is_link)  # link tensors: files of any type, fetched and decoded by the reader
+        # video, audio, dicom, nifti, las, ply files: decoded by format/media on the decoder's threads
+        self.media = r.media_family is not None and r.seq is None and not r.tiles
+        if method == "data" and r.base_htype == "video":
+            raise NotImplementedError("data decode method for video tensors isn't supported yet.")
         self.crop, self.transform = (fused_crop(transform) if (self.native and method == "numpy") else (None, transform))
         if method == "pil" and r.sample_compression not in compression.KERNEL_CODECS:
             raise ValueError(f"decode_method 'pil' is only for jpeg/png image tensors; tensor '{name}' has "
@@ -72,7 +76,7 @@ class Column:
 
     @property
     def wants_bytes(self) -> bool:
-        return self.method in ("tobytes", "pil") or self.native
+        return self.method in ("tobytes", "pil") or self.native or self.media
 
     def raw(self, rows):
         """Per-row stored bytes (when bytes are what this column decodes from) or decoded values."""
@@ -144,7 +148,9 @@ class Decoder:
         """The batch's column: an (B, ...) array when possible, else a list (decode_method 'data': a
         list of tensor[i].data() dicts)."""
         out = self._column(col, values, rows, rng)
-        return data_column(col.reader, col.info, list(out), rows) if col.method == "data" else out
+        if col.method == "data":
+            return data_column(col.reader, col.info, list(out), rows, raws=values if col.media else None)
+        return out
 
     def _column(self, col: Column, values, rows, rng):
         if col.method == "tobytes":
@@ -152,6 +158,8 @@ class Decoder:
         if col.method != "pil":
             if col.reader.seq is not None:
                 return [_stack_items(v) for v in values]
+            if col.media:  # names tensor and row itself
+                return col.reader.decode_media(values, rows, threads=self.num_threads, alloc=self.pool.array)
             if not col.native:
                 return values
         try:
