@@ -49,8 +49,7 @@ class Pipeline:
         self.decoder = Decoder(self.pool, cfg.num_threads)
         self.epoch = 0
         self.planned = None  # the state.Schedule the next epoch runs (None: from its start)
-        self._workers = None  # the persistent_workers pool
-        self._epoch_workers = set()  # every live pool, for close()
+        self._workers = None  # the worker processes: started by the first epoch that needs them, kept until close()
         self._stops = []  # stop events of the running stage threads
         self._finalizer = weakref.finalize(self, Pipeline._shutdown, self._stops, self.pool)
 
@@ -125,21 +124,18 @@ class Pipeline:
         sched, self.planned = self.planned, None
         if sched is None or sched.epoch != epoch:
             sched = state.schedule(self, epoch)
+        # workers first (a fork then copies a process whose decode stage has not filled the pool yet)
+        workers = self._worker_pool() if cfg.num_workers > 0 and self.assemble.runs_user_code else None
         decoded = background(lambda: self._decoded_batches(sched), self.depth, self._stops,
                              f"deeplake_loader-decode-{epoch}")
-        workers = None
         try:
-            if cfg.num_workers > 0 and self.assemble.runs_user_code:
-                workers = self._worker_pool()
+            if workers is not None:
                 yield from self._through_workers(decoded, workers, sched)
             else:
                 for i, item in enumerate(decoded):
                     yield self.finish(*item, seed=sched.seed("scope", i))
         finally:
             decoded.close()
-            if workers is not None and workers is not self._workers:  # this epoch's own workers
-                workers.close()
-                self._epoch_workers.discard(workers)
 
     def finish(self, rows, columns, seed):
         """The batch of decoded ``columns``: transforms and collate, with the batch's random streams
@@ -159,17 +155,15 @@ class Pipeline:
         return {name: self.decoder.column(col, col.raw(rows), rows, rng) for name, col in self.columns.items()}
 
     def _worker_pool(self):
-        """The persistent pool (started once), or a pool of this epoch's own."""
+        """The loader's worker processes: started once (a fork, or an interpreter that imports what
+        the transform needs, is not paid again per epoch; workers.py), whatever persistent_workers
+        says; a pool that failed is replaced."""
         from .workers import WorkerPool
 
-        if self.cfg.persistent_workers and self._workers is not None and not self._workers.closed:
-            return self._workers
-        workers = WorkerPool(self.cfg.num_workers, self.assemble, worker_init_fn=self.cfg.worker_init_fn,
-                             timeout=self.cfg.timeout)
-        self._epoch_workers = {w for w in self._epoch_workers if not w.closed} | {workers}
-        if self.cfg.persistent_workers:
-            self._workers = workers
-        return workers
+        if self._workers is None or self._workers.closed:
+            self._workers = WorkerPool(self.cfg.num_workers, self.assemble, worker_init_fn=self.cfg.worker_init_fn,
+                                       timeout=self.cfg.timeout, start_method=self.cfg.start_method)
+        return self._workers
 
     def _through_workers(self, decoded, workers, sched):
         """Batches out in order, ``depth`` in flight; tagged with this epoch's generation so that
@@ -195,9 +189,8 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------ lifetime
     def _close_workers(self):
-        for workers in list(self._epoch_workers):
-            workers.close()
-        self._epoch_workers.clear()
+        if self._workers is not None:
+            self._workers.close()
         self._workers = None
 
     @staticmethod

@@ -144,8 +144,10 @@ class _Scale:
         return v * self.factor
 
 
-def test_lambdas_closures_and_local_functions_travel_to_workers(loader_ds):
-    """One loader, every kind of user code that plain pickle refuses, in two worker processes."""
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_lambdas_closures_and_local_functions_travel_to_workers(loader_ds, context):
+    """One loader, every kind of user code that plain pickle refuses, in two worker processes:
+    forked (they inherit it), or fresh interpreters (it travels by value, cloudpickle)."""
     offset = np.array([1000, 2000])  # captured by a closure
 
     def local_fn(v):  # a local function
@@ -166,7 +168,9 @@ def test_lambdas_closures_and_local_functions_travel_to_workers(loader_ds):
 
     transform = {"vec": local_fn, "labels": functools.partial(add, k=10), "images": Local(),
                  "caption": lambda c: c.upper(), "index": _Scale(1)}
-    with loader_ds.dataloader().transform(transform).batch(7).pytorch(num_workers=2, collate_fn=collate) as loader:
+    loader = loader_ds.dataloader().transform(transform).batch(7).pytorch(num_workers=2, collate_fn=collate)
+    loader.multiprocessing_context = context
+    with loader:
         rows = []
         for b in loader:
             r = b["rows"]
@@ -179,13 +183,19 @@ def test_lambdas_closures_and_local_functions_travel_to_workers(loader_ds):
 
 
 def test_what_cannot_travel_to_workers_is_named(loader_ds, tmp_path):
+    """Workers that run a fresh interpreter (multiprocessing_context='spawn') get the transform by
+    value: what cannot be pickled is named. Forked workers inherit it, as torch's do: it just works."""
     log = open(tmp_path / "log.txt", "w")  # noqa: SIM115 - an open file is the point
 
     def write_log(sample):
         log.write(str(sample["index"]))
         return sample
 
+    forked = loader_ds.dataloader().transform(write_log).batch(4).pytorch(tensors=["labels"], num_workers=2)
+    assert sorted(r for b in forked for r in b["index"].reshape(-1).tolist()) == list(range(N))
+    forked.close()
     loader = loader_ds.dataloader().transform(write_log).batch(4).pytorch(tensors=["labels"], num_workers=2)
+    loader.multiprocessing_context = "spawn"
     with pytest.raises(WorkerError) as e:
         next(iter(loader))
     msg = str(e.value)
@@ -201,6 +211,7 @@ def test_what_cannot_travel_to_workers_is_named(loader_ds, tmp_path):
                 return v
 
     loader = loader_ds.dataloader().transform({"labels": Guarded()}).pytorch(num_workers=1)
+    loader.multiprocessing_context = "spawn"
     with pytest.raises(WorkerError, match=r"attribute 'lock' of transform of tensor 'labels' \(a _thread\.lock\)"):
         next(iter(loader))
     loader.close()
