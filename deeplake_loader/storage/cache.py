@@ -349,7 +349,9 @@ class _Count:
 class CachingProvider(StorageProvider):
     """A remote provider with the chunk cache in front of ``read_blob`` (chunk reads) and of range
     reads of cached chunks; everything else goes straight to the remote provider. Without a cache
-    (``local_cache_size`` 0, deeplake's default) it only passes calls through."""
+    (``local_cache_size`` 0, deeplake's default) it only passes calls through. A miss is read with
+    ``inner.read_checked`` and kept under the ETag the bytes were checked against. Pickles as its
+    remote provider and its cache's settings."""
 
     def __init__(self, inner, limit_mb: float = 0, root: Optional[str] = None):
         self.inner = inner
@@ -359,6 +361,9 @@ class CachingProvider(StorageProvider):
         self.cache: Optional[ChunkCache] = None
         if limit_mb:
             self.enable(limit_mb, root)
+
+    def __reduce__(self):
+        return (_caching, (self.inner, self.cache))
 
     def enable(self, limit_mb: float, root: Optional[str] = None) -> None:
         """Turn the cache on (or change its limit), e.g. for ``ds.pytorch(use_local_cache=True)``."""
@@ -382,13 +387,16 @@ class CachingProvider(StorageProvider):
 
     def read_blob(self, key: str, size: Optional[int] = None, parts: Optional[int] = None):
         cache = self.cache
-        st = self.inner.stat(key) if cache is not None else None
-        if st is None:
+        if cache is None:
             return self.inner.read_blob(key, size, parts)
-        data = cache.get(key, st[1])
-        if data is None:
-            data = self.inner.read_blob(key, st[0], parts)
-            cache.put(key, st[1], data)
+        st = self.inner.stat(key)
+        if st is not None:
+            data = cache.get(key, st[1])
+            if data is not None:
+                return data
+        data, tag = self.inner.read_checked(key, parts)
+        if tag is not None:
+            cache.put(key, tag, data)
         return data
 
     def get_range(self, key: str, start: int, end: Optional[int]) -> bytes:
@@ -424,3 +432,9 @@ class CachingProvider(StorageProvider):
 
     def list(self, prefix: str = "") -> Iterator[str]:
         return self.inner.list(prefix)
+
+
+def _caching(inner, cache) -> CachingProvider:
+    p = CachingProvider(inner)
+    p.cache = cache
+    return p
