@@ -19,7 +19,8 @@ timeout after botocore's read timeout. Every answer is checked against what the 
 the object (its size and ETag from the folder's listing): the total of ``Content-Range`` (or the
 ``Content-Length`` of a whole-object answer), the range's length and the response's ``ETag``; any
 difference, or a 416, is ``Changed`` (the object was rewritten since it was listed, e.g. a tail
-chunk appended to: not retried here, the provider lists the folder again and reads anew). A kept-alive connection the server closed meanwhile is
+chunk appended to: not retried here, the provider lists the folder again and reads anew). A range
+that does not start at the byte asked for (an answer to another request) is refused and retried. A kept-alive connection the server closed meanwhile is
 replaced at once. Anything else (a redirect to another region, a 400 about the signature) means
 this endpoint wants what only the botocore client does: ``Unsupported`` is raised, and the
 provider goes back to s3fs for good.
@@ -200,6 +201,10 @@ class DirectRanges:
             got = _length(resp)
             total = _total(resp) if status == 206 else got
             tag = (resp.getheader("ETag") or "").strip('"') or None
+            first = _first(resp) if status == 206 else 0
+            if first not in (None, start):  # the answer to another request: never taken
+                raise OSError(errno.EREMOTEIO, f"asked for bytes {start}..{end - 1}, the answer holds bytes from "
+                                               f"{first} on", path)
             if (got not in (None, end - start) or (size is not None and total not in (None, size))
                     or (etag and tag and tag != etag)):
                 raise Changed(start, end, got, total, tag, size, etag)
@@ -256,6 +261,13 @@ def _total(resp):
     value = resp.getheader("Content-Range") or ""
     total = value.rpartition("/")[2].strip()
     return int(total) if total.isdigit() else None
+
+
+def _first(resp):
+    """The first byte ``Content-Range: bytes FIRST-LAST/TOTAL`` says the body holds, or None."""
+    value = (resp.getheader("Content-Range") or "").strip()
+    head = value[len("bytes "):].split("-", 1)[0] if value.startswith("bytes ") else ""
+    return int(head) if head.isdigit() else None
 
 
 def _body_text(resp) -> str:

@@ -22,15 +22,18 @@ chunk cache (``storage.cache``) only stores bytes under the ETag they were check
 A provider pickles (torch DataLoader workers with spawn, Accelerate, cloudpickle) as what opens it
 again: the URL, the tries of the retry policy, the fsspec options it was given (credentials
 included) and whether direct reads were turned off; its filesystem, connections, listings and
-locks stay behind, and the copy makes its own on first use.
+locks stay behind, and the copy makes its own on first use. A child made by fork() likewise
+leaves the parent's filesystem, sockets and locks behind (it keeps the listings).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import warnings
+import weakref
 from typing import Iterator, Optional
 
 import numpy as np
@@ -78,6 +81,16 @@ class FsspecProvider(StorageProvider):
         self._listing_now: dict = {}  # folder -> Event of the LIST in flight
         self._reading = 0  # read_blob calls in flight
         self._lock = threading.Lock()
+        _LIVE.add(self)
+
+    def _forked(self) -> None:
+        """In a child made by fork(): the parent's filesystem, kept-alive sockets (two processes
+        reading responses off one connection would swap their bytes) and locks (one may have been
+        held by a thread that does not exist here) are left behind; the listings are kept."""
+        self._lock, self._opening = threading.Lock(), threading.Lock()
+        self._listing_now, self._reading = {}, 0
+        self._fs = self._base = self._direct = None
+        self.stats._lock = threading.Lock()
 
     def __reduce__(self):
         return (_reopen, (self.root, self.retry.attempts, self._options, self._direct_off, self.stats))
@@ -376,6 +389,17 @@ class FsspecProvider(StorageProvider):
             return iter([prefix])
         n = len(self._base) + 1
         return iter(p[n:] for p in self.fs.find(base))
+
+
+_LIVE: "weakref.WeakSet[FsspecProvider]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for p in list(_LIVE):
+        p._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _reopen(url, retries, options, direct_off, stats) -> FsspecProvider:
