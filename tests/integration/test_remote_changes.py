@@ -181,3 +181,45 @@ def test_a_long_lived_dataset_reads_a_tail_chunk_appended_to_by_another_writer(m
 def _etag(moto_s3, url):
     bucket, key = url[len("s3://"):].split("/", 1)
     return moto_s3.client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+
+
+APPEND = """
+import deeplake, numpy as np
+url, endpoint, start, stop = ARGS[0], ARGS[1], int(ARGS[2]), int(ARGS[3])
+creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "endpoint_url": endpoint}
+def image(i):
+    y, x = np.mgrid[0:20 + i % 5, 0:30 + i % 3]
+    return np.stack([(x * 3 + i * 5) % 256, (y * 7 + i) % 256, np.full_like(x, (i * 11 + i // 256) % 256)],
+                    -1).astype(np.uint8)
+ds = deeplake.load(url, creds=creds, verbose=False)
+with ds:
+    for i in range(start, stop):
+        ds.append({"images": image(i), "labels": i % 7})
+emit({"len": len(ds)})
+"""
+
+
+@pytest.mark.dl3
+def test_deeplake_appending_under_an_opened_dataset(s3, moto_s3, read_path):
+    """The second writer is deeplake 3.9.52 itself: it appends to the tail chunk of a dataset we
+    have open (rewriting it larger under the same key); our dataset and loader keep giving every
+    row they know with its own pixels, and a new load() sees deeplake's rows too."""
+    import deeplake_loader as dl
+    from tests.common import dl3
+
+    endpoint, creds = s3
+    url = f"s3://lake/appended_by_deeplake_{read_path}"
+    _write(url, creds, range(12))
+    ds = dl.load(url, read_only=True, creds=creds, memory_cache_size=0)
+    loader = ds.dataloader().batch(5).pytorch(collate_fn=as_lists)
+    assert _epoch(loader) == list(range(12))
+    reader = ds._reader("images")
+    (tail,) = [reader.vs.chunk_key(reader.key, reader.enc.name(c)) for c in reader.enc.table[:, 0]]
+    before = moto_s3.get(f"{url}/{tail}")
+    assert dl3.run_dl3(APPEND, url, endpoint, 12, 20)["len"] == 20
+    assert len(moto_s3.get(f"{url}/{tail}")) > len(before)  # deeplake rewrote the tail chunk in place
+    for epoch in range(2):
+        assert _epoch(loader) == list(range(12)), epoch
+    loader.close()
+    again = dl.load(url, read_only=True, creds=creds)
+    assert _epoch(again.dataloader().batch(5).pytorch(collate_fn=as_lists)) == list(range(20))
