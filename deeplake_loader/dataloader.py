@@ -256,6 +256,25 @@ class _LoaderBase:
             self._pipeline.close()
             object.__setattr__(self, "_pipeline", None)
 
+    def __getstate__(self):
+        """Pickled (cloudpickle, a framework's spawned processes) as its chain and its place, never
+        its running pipeline (threads, workers, pooled memory): the copy continues where this
+        loader is (``state_dict``) and starts its own pipeline on its first ``iter()``."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_pipeline", "_tracker")}
+        if "_parts" in state:
+            state["_parts"] = {}  # the sampler & co. are made again on first use
+        if "_tracker" in self.__dict__:
+            state["_place"] = self.state_dict()
+        return state
+
+    def __setstate__(self, state):
+        place = state.pop("_place", None)
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        object.__setattr__(self, "_pipeline", None)
+        if place is not None:
+            self.load_state_dict(place)
+
     def __enter__(self):
         return self
 

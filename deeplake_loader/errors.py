@@ -114,6 +114,18 @@ class HubPathError(DeepLakeLoaderError, ValueError):
     """hub:// datasets live in Activeloop's service, which deeplake_loader does not talk to."""
 
 
+class CacheDirError(DeepLakeLoaderError, PermissionError):
+    """A directory of the on-disk chunk cache is not this user's alone (owned by someone else,
+    writable by others, a link where a directory belongs): names it, what is wrong and the fix."""
+
+    def __init__(self, path: str, problem: str, fix: str):
+        self.path, self.problem, self.fix = path, problem, fix
+        super().__init__(f"chunk cache directory '{path}' {problem}; {fix}")
+
+    def __reduce__(self):
+        return (CacheDirError, (self.path, self.problem, self.fix))
+
+
 class TQLError(DeepLakeLoaderError, ValueError):
     """A query string that is not valid, or uses a construct outside the supported subset."""
 
