@@ -41,7 +41,8 @@ from __future__ import annotations
 import functools
 import numbers
 
-MB = 1000 * 1000  # deeplake.constants.MB
+from .constants import MB
+
 TF_BATCH = 64  # rows per batch of ds.tensorflow()'s batched path when every sample has one shape
 
 _DECODE = {"image": ("numpy", "tobytes", "pil", "data"), "json": ("numpy", "data"), "other": ("numpy", "tobytes", "data")}

@@ -17,7 +17,7 @@ import uuid
 
 import numpy as np
 
-from ..errors import CorruptDatasetError, DeepLakeLoaderError, UnsupportedError
+from ..errors import CorruptDatasetError, DeepLakeLoaderError, SampleAppendError, SampleExtendError, UnsupportedError
 from . import FIRST_COMMIT_ID, FORMAT_VERSION, compression
 from . import htypes as H
 from .chunk import Chunk, serialize
@@ -44,8 +44,9 @@ def create_dataset(storage) -> None:
     storage.put(VC_KEY, json.dumps(vc).encode())
 
 
-class SampleError(DeepLakeLoaderError, ValueError):
-    """A sample that cannot be stored in its tensor (names tensor and position in the call)."""
+class SampleError(SampleAppendError, SampleExtendError, ValueError):
+    """A sample that cannot be stored in its tensor (names tensor and position in the call); caught
+    by deeplake's names for it from append() and from extend()."""
 
 
 class Stored:
