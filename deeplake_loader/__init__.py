@@ -12,6 +12,7 @@ from deeplake_loader.dataloader import dataloader  # noqa: E402  (the function s
 from deeplake_loader import transforms
 from deeplake_loader.limits import get_max_image_pixels, set_max_image_pixels
 from deeplake_loader.alias import install_as_deeplake
+from deeplake_loader.deepcopy import deepcopy
 
 __version__ = "0.1.0"
 
@@ -28,5 +29,5 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Dataset", "Tensor", "dataloader", "dataset", "empty", "errors", "exists", "get_max_image_pixels", "install_as_deeplake", "load", "random", "read",
-           "set_max_image_pixels", "transforms", "__version__"]
+__all__ = ["Dataset", "Tensor", "dataloader", "dataset", "deepcopy", "empty", "errors", "exists", "get_max_image_pixels",
+           "install_as_deeplake", "load", "random", "read", "set_max_image_pixels", "transforms", "__version__"]
