@@ -2,16 +2,23 @@
 
 A view is the same dataset with ``index_rows`` (int64 source row ids, or None for all rows);
 views compose. Reads go through ``format.reader.TensorReader``; writes through
-``format.writer.DatasetWriter``. Pending writes are flushed before any read.
+``format.writer.DatasetWriter``. Pending writes are flushed before any read. Version control
+(``checkout``, ``commit``, ``branches``) moves the one ``VersionState`` every view and group of an
+opened dataset shares; a write at a commit that is not a branch head first checks out a new
+branch ``auto_<id>`` there, as deeplake does.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
+
 import numpy as np
 
 from . import oss_loaders
-from .errors import (DatasetExistsError, DatasetNotFoundError, DeepLakeLoaderError, ReadOnlyError,
-                     TensorDoesNotExistError)
+from .errors import (CheckoutError, DatasetExistsError, DatasetNotFoundError, DeepLakeLoaderError,
+                     DynamicTensorNumpyError, InvalidTensorGroupNameError, InvalidTensorNameError, ReadOnlyError,
+                     TensorAlreadyExistsError, TensorDoesNotExistError, TensorGroupAlreadyExistsError)
 from .format import FIRST_COMMIT_ID
 from .format.htypes import UNSPECIFIED
 from .format.meta import loads, read_json
@@ -21,6 +28,7 @@ from .sample_forms import data_column, info_tensor_key, numpy_form
 from .storage import storage_for
 
 DATASET_META = "dataset_meta.json"
+log = logging.getLogger("deeplake_loader")
 
 
 def _exists(storage) -> bool:
@@ -45,7 +53,7 @@ def load(path, read_only=None, *, branch: str = "main", commit: str | None = Non
     sized from the link's latency and bandwidth, or $DEEPLAKE_LOADER_FETCH_WINDOW; 1 = one at a
     time); ``retries``: tries of one remote read (default 6, or $DEEPLAKE_LOADER_RETRIES)."""
     from .format.chunk_lru import DEFAULT_MB, ChunkLRU
-    from .pipeline.window import check_window
+    from .limits import check_window
 
     lru = ChunkLRU(DEFAULT_MB if memory_cache_size is None else memory_cache_size)
     fetch_window = check_window(fetch_window)
@@ -219,7 +227,38 @@ class Dataset:
 
     @property
     def commit_id(self):
+        """As deeplake: the last commit (the parent of a branch head; the commit itself when the
+        dataset is checked out at one); None before the first commit."""
+        vs = self.version_state
+        if not vs.is_head_of_branch:
+            return vs.head
+        return vs.chain[1] if len(vs.chain) > 1 else None
+
+    @property
+    def pending_commit_id(self) -> str:
+        """The id the next commit will get: the head node of the branch (deeplake's name)."""
         return self.version_state.head
+
+    @property
+    def branches(self) -> list:
+        return list(self.version_state.info["branches"])
+
+    @property
+    def commits(self) -> list:
+        """The commits leading to the checked-out state, newest first, as deeplake lists them:
+        ``{"commit", "author", "time", "message"}``."""
+        import datetime
+
+        out = []
+        for cid in self.version_state.chain:
+            node = self.version_state.info["commits"][cid]
+            t = node.get("commit_time")
+            if t is None:  # a branch head: not a commit yet
+                continue
+            out.append({"commit": cid, "author": node.get("commit_user_name"),
+                        "time": datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S"),
+                        "message": node.get("commit_message")})
+        return out
 
     def __getstate__(self):
         """Pickled (e.g. for worker processes) without this process's caches: readers, with their
@@ -393,11 +432,13 @@ class Dataset:
     def _writer(self):
         if self.read_only:
             raise ReadOnlyError(f"dataset '{self.path}' was opened read-only")
-        if not self.version_state.is_head_of_branch:
-            raise ReadOnlyError(f"dataset '{self.path}' is opened at commit {self.version_state.head}, not at a "
-                                "branch head: it cannot be written")
         if self.index_rows is not None:
             raise ReadOnlyError("cannot write through a view (ds[...]); write to the dataset itself")
+        if not self.version_state.is_head_of_branch:  # deeplake's auto_checkout: a new branch here
+            auto = f"auto_{secrets.token_hex(20)}"
+            log.info("Automatically checking out to branch '%s' as not currently at the head node of branch '%s'.",
+                     auto, self.version_state.branch)
+            self.checkout(auto, create=True)
         if self._shared["writer"] is None:
             from .format.writer import DatasetWriter
 
@@ -423,15 +464,93 @@ class Dataset:
             self.flush()
 
     def create_tensor(self, name, htype="generic", dtype=None, sample_compression=UNSPECIFIED, chunk_compression=None,
-                      **kwargs) -> "Tensor":
-        """A new tensor. ``htype`` may be ``sequence[X]``, ``link[X]``; video, audio, point_cloud,
-        nifti and mesh tensors need ``sample_compression`` named (None: raw arrays), as in deeplake;
-        dicom defaults to "dcm"."""
+                      hidden=False, exist_ok=False, verbose=True, **kwargs) -> "Tensor":
+        """A new tensor (deeplake's arguments; ``verbose`` has no effect). ``htype`` may be
+        ``sequence[X]``, ``link[X]``; video, audio, point_cloud, nifti and mesh tensors need
+        ``sample_compression`` named (None: raw arrays), as in deeplake; dicom defaults to "dcm".
+        With ``exist_ok=True`` an existing tensor of that name is returned unchanged when the call
+        asks for what it is (format/htypes.config_difference; a compression left unspecified matches
+        the tensor's), else ValueError showing both configurations."""
+        from .format.htypes import config_difference
+
         full = self._full(name)
+        if full in self._names():
+            if not exist_ok:
+                raise TensorAlreadyExistsError(name)
+            meta = self._reader(name).meta
+            asked = meta.get("sample_compression") if sample_compression is UNSPECIFIED else sample_compression
+            difference = config_difference(meta, htype, dtype, asked, chunk_compression, hidden)
+            if difference is not None:
+                raise ValueError(f"Tensor {name} already exists with different configuration. Current config: "
+                                 f"{difference[0]}. New config: {difference[1]}")
+            return Tensor(self, full)
+        if full in self.meta.get("groups", []):
+            raise TensorGroupAlreadyExistsError(name)
+        if full.rpartition("/")[2] in dir(self):
+            raise InvalidTensorNameError(f"The use of a reserved attribute '{full.rpartition('/')[2]}' as a tensor "
+                                         "name is invalid.")
+        kw = dict(kwargs, hidden=True) if hidden else kwargs
         self._writer().create_tensor(full, htype=htype, dtype=dtype, sample_compression=sample_compression,
-                                     chunk_compression=chunk_compression, **kwargs)
+                                     chunk_compression=chunk_compression, **kw)
         self._apply([full])
         return Tensor(self, full)
+
+    def create_group(self, name: str, exist_ok: bool = False) -> "Dataset":
+        """A group of tensors (``ds.create_group("a/b")`` makes ``a`` and ``a/b``); its tensors are
+        ``group.create_tensor(...)`` or ``ds.create_tensor("a/b/x")``. An existing group:
+        TensorGroupAlreadyExistsError, or the group itself with ``exist_ok=True``."""
+        full = self._full(name)
+        if full in self.meta.get("groups", []):
+            if not exist_ok:
+                raise TensorGroupAlreadyExistsError(name)
+            return self._with(group=full)
+        if not name or full.rpartition("/")[2] in dir(self):
+            raise InvalidTensorGroupNameError(f"The use of a reserved attribute '{full.rpartition('/')[2]}' as a "
+                                              "tensor group name is invalid." if name else "invalid group name ''")
+        self._writer().create_group(full)
+        self._apply([])
+        return self._with(group=full)
+
+    def checkout(self, address: str, create: bool = False, reset: bool = False):
+        """Move to the head of branch ``address`` or to commit ``address``; ``create=True`` makes
+        a new branch there from the current state (a branch head with changes is committed first,
+        deeplake's "auto commit before checkout to ..."; one without changes branches off its last
+        commit). Every view and group of this dataset follows. Returns ``commit_id``. Unknown
+        address: CheckoutError. ``reset`` is accepted (deeplake's recovery of a damaged head)."""
+        from .format import writer as W
+
+        if self.index_rows is not None:
+            raise CheckoutError("Cannot perform version control operations on a filtered dataset view.")
+        if create and self.read_only:
+            raise ReadOnlyError(f"dataset '{self.path}' was opened read-only: cannot create branch '{address}'")
+        self.flush()
+        vs = self.version_state
+        if address in vs.info["branches"]:
+            if create:
+                raise CheckoutError(f"Can't create new branch, '{address}' already exists.")
+            vs.move(branch=address)
+        elif address in vs.info["commits"]:
+            if create:
+                raise CheckoutError(f"Can't create new branch, commit '{address}' already exists.")
+            vs.move(commit=address)
+        elif create:
+            original = vs.head
+            if vs.is_head_of_branch:
+                if W.head_has_changes(self.storage, vs):
+                    self._writer().commit(f"auto commit before checkout to {address}")
+                vs.move(commit=original if vs.head != original else vs.chain[1])
+            W.create_branch(self.storage, vs, address, source=original)
+        else:
+            raise CheckoutError(f"Address {address} not found. If you want to create a new branch, use checkout "
+                                "with create=True")
+        self._forget_version()
+        return self.commit_id
+
+    def _forget_version(self):
+        """After the version state moved: nothing read at the old commit is reused."""
+        self._shared.update(writer=None, meta=None, info=None, links=None)
+        self._shared["readers"].clear()
+        self._shared["lru"].clear()
 
     def extend(self, samples: dict):
         """Append many rows: {tensor name: list of samples}. Every sample of every tensor is checked
@@ -460,13 +579,12 @@ class Dataset:
         if writer is not None:
             self._apply(writer.flush())
 
-    def commit(self, message: str | None = None) -> str:
+    def commit(self, message: str | None = None, allow_empty: bool = False) -> str:
+        """Freeze the branch head as a commit and return its id (a new head follows it).
+        ``allow_empty`` is accepted: an empty commit is made either way."""
         self.flush()
         commit_id = self._writer().commit(message)
-        self._shared["readers"].clear()
-        self._shared["lru"].clear()
-        self._shared["meta"] = None
-        self._shared["info"] = None
+        self._forget_version()
         return commit_id
 
     def __enter__(self):
@@ -627,8 +745,8 @@ class Tensor:
             return np.zeros((0,), r.dtype if r.dtype is not None and r.dtype != object else np.float64)
         shapes = {v.shape for v in values}
         if len(shapes) > 1:
-            raise DeepLakeLoaderError(f"tensor '{self.key_name}' has samples of different shapes ({sorted(shapes)[:3]}"
-                                      "...): use numpy(aslist=True)")
+            raise DynamicTensorNumpyError(f"tensor '{self.key_name}' has samples of different shapes "
+                                          f"({sorted(shapes)[:3]}...): use numpy(aslist=True)")
         return np.stack(values)
 
     def data(self):

@@ -104,3 +104,50 @@ def new_tensor_meta(name, htype, dtype, sample_compression, chunk_compression, m
         else:
             meta[k] = value
     return meta, info
+
+
+def _base_and_flags(htype):
+    """'sequence[image]' → ('image', sequence, link); None → 'generic'."""
+    htype, seq, link = htype or "generic", False, False
+    while True:
+        for wrapper in ("sequence", "link"):
+            if htype.startswith(wrapper + "[") and htype.endswith("]"):
+                htype, seq, link = htype[len(wrapper) + 1:-1], seq or wrapper == "sequence", link or wrapper == "link"
+                break
+        else:
+            return htype or "generic", seq, link
+
+
+def _dtype_name(dtype):
+    try:
+        import numpy as np
+
+        return np.dtype(dtype).name if dtype not in ("str", "Any", "List") else dtype
+    except TypeError:
+        return str(dtype)
+
+
+def config_difference(meta: dict, htype=None, dtype=None, sample_compression=None, chunk_compression=None,
+                      hidden=False):
+    """``create_tensor(..., exist_ok=True)`` of an existing tensor: None when the call asks for the
+    tensor it has, else (current, requested) as deeplake's message shows them. Compared as deeplake
+    compares them (htype, dtype, both compressions, hidden, link, sequence; other arguments such as
+    class_names are not), except that a dtype the call leaves out matches whatever the tensor has
+    (deeplake compares it with the dtype its first append filled in, so a repeated identical call
+    fails once the tensor holds data), a missing htype is 'generic' on both sides, and numpy dtype
+    objects equal their names."""
+    from .compression import normalize
+
+    base, seq, link = _base_and_flags(htype)
+    want = {"htype": base, "dtype": _dtype_name(dtype) if dtype is not None else DEFAULT_DTYPE.get(base),
+            "sample_compression": normalize(sample_compression), "chunk_compression": normalize(chunk_compression),
+            "hidden": bool(hidden), "is_link": link, "is_sequence": seq}
+    have = {"htype": meta.get("htype") or "generic", "dtype": meta.get("dtype"),
+            "sample_compression": meta.get("sample_compression"), "chunk_compression": meta.get("chunk_compression"),
+            "hidden": bool(meta.get("hidden")), "is_link": bool(meta.get("is_link")),
+            "is_sequence": bool(meta.get("is_sequence"))}
+    differs = [k for k in want if want[k] != have[k] and not (k == "dtype" and want[k] is None)]
+    if not differs:
+        return None
+    shown = lambda c: {k: "unspecified" if v is None else v for k, v in c.items()}  # noqa: E731 - as deeplake prints
+    return shown(have), shown(want)

@@ -17,7 +17,9 @@ import uuid
 
 import numpy as np
 
-from ..errors import CorruptDatasetError, DecodeError, DeepLakeLoaderError, LinkedFileError, UnsupportedError
+from ..errors import (CorruptDatasetError, DecodeError, DeepLakeLoaderError, InvalidTensorGroupNameError,
+                      InvalidTensorNameError, LinkedFileError, SampleAppendError, SampleExtendError,
+                      TensorAlreadyExistsError, UnsupportedError)
 from . import FIRST_COMMIT_ID, FORMAT_VERSION, compression, media, polygon
 from . import htypes as H
 from .chunk import Chunk, serialize
@@ -45,8 +47,9 @@ def create_dataset(storage) -> None:
     storage.put(VC_KEY, json.dumps(vc).encode())
 
 
-class SampleError(DeepLakeLoaderError, ValueError):
-    """A sample that cannot be stored in its tensor (names tensor and position in the call)."""
+class SampleError(SampleAppendError, SampleExtendError, ValueError):
+    """A sample that cannot be stored in its tensor (names tensor and position in the call); caught
+    by deeplake's names for it from append() and from extend()."""
 
 
 class Stored:
@@ -632,9 +635,9 @@ class DatasetWriter:
                       **kwargs):
         names = self._names()
         if name in names:
-            raise DeepLakeLoaderError(f"tensor '{name}' already exists")
+            raise TensorAlreadyExistsError(name)
         if not name or name.startswith("/") or name.endswith("/") or "//" in name:
-            raise ValueError(f"invalid tensor name {name!r}")
+            raise InvalidTensorNameError(f"invalid tensor name {name!r}")
         if dtype is not None:
             dtype = np.dtype(dtype).name
         base, _, is_link = H.split_htype(htype)
@@ -658,14 +661,10 @@ class DatasetWriter:
             hidden_specs.append(("shape", "generic", {"extend": "extend_shape", "flatten_sequence": True,
                                                       "update": "update_shape"}))
         key = name if name not in self.meta.get("tensors", []) else f"{name}_{secrets.token_hex(2)}"
+        if "/" in name:
+            self._add_group(name.rsplit("/", 1)[0])
         self.meta.setdefault("tensors", []).append(key)
         self.meta.setdefault("tensor_names", {})[name] = key
-        groups = self.meta.setdefault("groups", [])
-        parts = name.split("/")[:-1]
-        for i in range(len(parts)):
-            g = "/".join(parts[:i + 1])
-            if g not in groups:
-                groups.append(g)
         t = TensorWriter(self.storage, self.vs, name, key, meta, info, new=True)
         self.tensors[key] = t
         for suffix, hidden_htype, link in hidden_specs:
@@ -684,6 +683,25 @@ class DatasetWriter:
             self.tensors[hkey] = TensorWriter(self.storage, self.vs, hname, hkey, hmeta, hinfo, new=True)
         self.meta_dirty = True
         self.flush()
+
+    def create_group(self, name):
+        """A group (and its parent groups) in dataset_meta.json's ``groups``."""
+        if not name or name.startswith("/") or name.endswith("/") or "//" in name:
+            raise InvalidTensorGroupNameError(f"invalid group name {name!r}")
+        self._add_group(name)
+        self.meta_dirty = True
+        self.flush()
+
+    def _add_group(self, name):
+        """``name`` and its parents, deepest first as deeplake lists them (``a/b``, then ``a``); a
+        tensor of one of those names is a TensorAlreadyExistsError."""
+        names, groups, chain = self._names(), self.meta.setdefault("groups", []), []
+        while name:
+            if name in names:
+                raise TensorAlreadyExistsError(name)
+            chain.append(name)
+            name = name.rpartition("/")[0]
+        groups.extend(g for g in chain if g not in groups)
 
     def extend(self, columns: dict):
         """Append rows; every sample of every tensor (and of linked hidden tensors) is prepared before
@@ -752,27 +770,67 @@ class DatasetWriter:
         self.flush()
         vs = self.vs
         old, new = vs.head, secrets.token_hex(20)
-        src, dst = prefix(old), prefix(new)
-        for name in ("dataset_meta.json", "dataset_info.json"):
-            data = self.storage.get_or_none(src + name)
-            if data is not None:
-                self.storage.put(dst + name, data)
-        for key in self.meta.get("tensors", []):
-            for f in _COPIED_PER_TENSOR:
-                data = self.storage.get_or_none(f"{src}{key}/{f}")
-                if data is not None:
-                    self.storage.put(f"{dst}{key}/{f}", data)
-            self.storage.put(f"{dst}{key}/chunk_set", b"")
+        copy_metas(self.storage, old, new, self.meta.get("tensors", []))
         commits = vs.info["commits"]
         node = commits[old]
         node.update(commit_message=message, commit_time=time.time())
         node.setdefault("children", []).append(new)
         commits[new] = _node(vs.branch, old)
         vs.info["branches"][vs.branch] = new
-        self.storage.put(src + "commit_info.json", json.dumps(node).encode())
+        self.storage.put(prefix(old) + "commit_info.json", json.dumps(node).encode())
         self.storage.put(VC_KEY, vs.dumps())
         vs.head = new
         vs.chain.insert(0, new)
         vs.forget_chunk_sets()
         self.tensors.clear()
         return old
+
+
+def copy_metas(storage, src: str, dst: str, tensor_keys) -> None:
+    """The metadata of commit ``src`` copied into the folder of a new head ``dst``, with an empty
+    chunk_set per tensor: chunks stay where they are (spec §8.2; a commit and a new branch alike)."""
+    a, b = prefix(src), prefix(dst)
+    for name in ("dataset_meta.json", "dataset_info.json"):
+        data = storage.get_or_none(a + name)
+        if data is not None:
+            storage.put(b + name, data)
+    for key in tensor_keys:
+        for f in _COPIED_PER_TENSOR:
+            data = storage.get_or_none(f"{a}{key}/{f}")
+            if data is not None:
+                storage.put(f"{b}{key}/{f}", data)
+        storage.put(f"{b}{key}/chunk_set", b"")
+
+
+def create_branch(storage, vs, name: str, source: str | None = None) -> str:
+    """A new branch ``name`` whose head is a child of commit ``vs.head`` (deeplake's
+    ``checkout(name, create=True)``), with the metadata of ``source`` (default ``vs.head``);
+    ``vs`` then points at the new head. Returns its id."""
+    commits = vs.info["commits"]
+    parent, new = vs.head, secrets.token_hex(20)
+    source = parent if source is None else source
+    meta = read_json(storage, prefix(source) + DATASET_META, default={})
+    copy_metas(storage, source, new, meta.get("tensors", []))
+    node = commits[parent]
+    node.setdefault("children", []).append(new)
+    commits[new] = _node(name, parent)
+    vs.info["branches"][name] = new
+    storage.put(prefix(new) + "commit_info.json", json.dumps(commits[new]).encode())
+    storage.put(prefix(parent) + "commit_info.json", json.dumps(node).encode())
+    storage.put(VC_KEY, vs.dumps())
+    vs.move(branch=name)
+    return new
+
+
+def head_has_changes(storage, vs) -> bool:
+    """deeplake's test before it branches off a head: the FIRST commit always counts as changed;
+    another head has changes when a tensor has a commit_diff there (created or appended to) or its
+    dataset meta / info differ from its parent's."""
+    if vs.head == FIRST_COMMIT_ID:
+        return True
+    here, parent = prefix(vs.head), prefix(vs.chain[1]) if len(vs.chain) > 1 else ""
+    meta = read_json(storage, here + DATASET_META, default={})
+    if any(storage.exists(f"{here}{key}/commit_diff") for key in meta.get("tensors", [])):
+        return True
+    return any(storage.get_or_none(here + name) != storage.get_or_none(parent + name)
+               for name in (DATASET_META, "dataset_info.json"))

@@ -30,18 +30,18 @@ def _samplers_in(*objs):
     """Samplers reachable from a framework's sampler / batch sampler: wrappers keep the original as
     ``sampler``, ``batch_sampler`` or ``_batch_sampler`` (torch's BatchSampler, Accelerate's
     BatchSamplerShard, Lightning's _IndexBatchSamplerWrapper) or as ``dataset._sampler``
-    (Lightning's DistributedSamplerWrapper)."""
-    from ..dataset import Dataset as DeepLakeDataset
-
+    (Lightning's DistributedSamplerWrapper). Only attributes an object really has are followed (its
+    own or its class's), never ones a ``__getattr__`` makes up (a Deep Lake dataset's tensors)."""
     seen, todo = [], list(objs)
     while todo and len(seen) < 32:
         o = todo.pop(0)
         if o is None or any(o is s for s in seen):
             continue
         seen.append(o)
-        if not isinstance(o, (RowsDataset, DeepLakeDataset, RowSampler)):
+        if not isinstance(o, (RowsDataset, RowSampler)):
+            own = getattr(o, "__dict__", {})
             todo.extend(getattr(o, a, None) for a in ("sampler", "batch_sampler", "_batch_sampler", "dataset",
-                                                      "_sampler"))
+                                                      "_sampler") if a in own or hasattr(type(o), a))
     return seen
 
 
@@ -141,6 +141,13 @@ def start_method_of(ctx):
     return "fork" if method == "fork" else "exec"
 
 
+def _named(collate, fn):
+    """deeplake exposes a function here: ours carries its ``__name__`` (the user's function's, else
+    ``collate_fn`` as deeplake's default is called)."""
+    collate.__name__ = getattr(fn, "__name__", "collate_fn")
+    return collate
+
+
 class TorchShape:
     """torch DataLoader attributes with torch's meanings (the loader class derives from torch's
     DataLoader without running its __init__). Values of a bare ``ds.dataloader()`` match deeplake
@@ -195,9 +202,9 @@ class TorchShape:
     @property
     def collate_fn(self):
         cfg = self._config
-        if cfg.mode is None and cfg.collate_fn is None:
-            return None  # deeplake 3.9.52's answer for a bare ds.dataloader()
-        return self._part("collate_fn", lambda: Collate(cfg))
+        if cfg.mode in (None, "numpy") and cfg.collate_fn is None:
+            return None  # deeplake 3.9.52's answer for a bare ds.dataloader() and for .numpy()
+        return self._part("collate_fn", lambda: _named(Collate(cfg), cfg.collate_fn))
 
     @property
     def prefetch_factor(self):

@@ -18,7 +18,7 @@ import weakref
 import numpy as np
 
 from .. import random as dl_random
-from ..errors import DeepLakeLoaderError
+from ..errors import DeepLakeLoaderError, EmptyTensorError
 from . import plan, state
 from .background import background
 from .collate import assembler
@@ -36,8 +36,9 @@ class Pipeline:
         names = plan.selected_tensors(cfg)
         for name in names:
             if len(ds._reader(name)) == 0:
-                raise DeepLakeLoaderError(f"tensor '{name}' is empty (0 samples); leave it out with "
-                                          f"tensors=[...] (tensors: {list(ds.tensors)})")
+                raise EmptyTensorError(f"the dataset has an empty tensor {name} (0 samples), a dataloader can't be "
+                                       "created over it. Please either populate the tensor or pass tensors=[...] that "
+                                       f"excludes this tensor (tensors: {list(ds.tensors)})")
         per_tensor = cfg.transform if isinstance(cfg.transform, dict) else {}
         self.columns = {n: Column(ds, n, cfg.decode_method.get(n, "numpy"), per_tensor.get(n)) for n in names}
         self.assemble = assembler(cfg, self.columns)  # columns -> the batch (transforms, collate, index)

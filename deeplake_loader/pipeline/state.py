@@ -337,7 +337,7 @@ def fingerprint(cfg) -> dict:
                   "size": None if size is None else int(size)}
     return {
         "dataset": {"id": _digest(np.asarray(firsts, np.uint64)), "path": str(getattr(ds, "path", ""))},
-        "version": ds.commit_id,
+        "version": ds.pending_commit_id,  # the node read: a branch head has its own id
         "tensors": {n: len(r) for n, r in readers.items()},
         "rows": {"count": int(len(rows)), "digest": _digest(rows)},
         "sample_by": sample,

@@ -50,6 +50,7 @@ import time
 from collections import deque
 
 from ..errors import RemoteReadError
+from ..limits import check_window
 
 WINDOW_MB = 256
 MAX_THREADS = 32
@@ -62,15 +63,6 @@ MAX_REQUESTS = 32  # requests in flight when chunks are split (each costs CPU on
 WARM_TAKES = 3  # the first takes come while the queues downstream fill: too fast to tell the pace
 _KEEP = 16  # recent timings the sizing looks at
 _ENV = "DEEPLAKE_LOADER_FETCH_WINDOW"
-
-
-def check_window(value):
-    """``fetch_window`` as given to load(): None (automatic) or an int >= 1."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"fetch_window must be an int >= 1 (chunk reads in flight) or None, got {value!r}")
-    return value
 
 
 def requested_window(value=None):
