@@ -86,10 +86,16 @@ def selection(frames, nframes: int):
                      "or a range.")
 
 
-def _rgb_into(frame, dst) -> None:
-    """The frame converted to RGB (FFmpeg's swscale, as ``to_ndarray(format="rgb24")``) and
-    copied once, into ``dst`` (H, W, 3)."""
-    rgb = frame.reformat(format="rgb24") if frame.format.name != "rgb24" else frame
+def _rgb_into(frame, dst, reformatter) -> None:
+    """The frame converted to RGB (FFmpeg's swscale, as ``to_ndarray(format="rgb24")``) by this
+    video's own ``reformatter`` and copied once, into ``dst`` (H, W, 3).
+
+    Not ``frame.reformat``: PyAV keeps that one's swscale context in a ``threading.local`` of the
+    calling thread for the thread's life, and a process forked from another thread (our worker
+    processes, torch's) destroys the other threads' locals as it starts: freeing a context whose
+    slice threads do not exist there waits forever. Ours lives for one decode call and runs on
+    one thread (the loader already decodes several videos at once)."""
+    rgb = reformatter.reformat(frame, format="rgb24", threads=1) if frame.format.name != "rgb24" else frame
     plane = rgb.planes[0]
     h, w = dst.shape[:2]
     rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w * 3]
@@ -110,6 +116,9 @@ def decode(buf, shape=None, frames=None, out=None):
         elif out.shape != (len(picks), h, w, 3) or out.dtype != np.uint8:
             raise ValueError(f"output of shape {out.shape} {out.dtype} for {len(picks)} frames of {h}x{w}")
         if len(picks):
+            from av.video.reformatter import VideoReformatter
+
+            reformatter = VideoReformatter()
             wanted: dict = {}
             for pos, k in enumerate(picks):
                 wanted.setdefault(k, []).append(pos)
@@ -122,7 +131,7 @@ def decode(buf, shape=None, frames=None, out=None):
                             raise DecodeError(f"frame {k} is {frame.height}x{frame.width}, the sample's shape says "
                                               f"{h}x{w}")
                         first, *more = wanted[k]
-                        _rgb_into(frame, out[first])
+                        _rgb_into(frame, out[first], reformatter)
                         for pos in more:
                             out[pos] = out[first]
                         got += 1
