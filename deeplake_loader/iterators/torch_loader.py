@@ -129,6 +129,13 @@ def checked_worker_init_fn(fn):
     return fn
 
 
+def _named(collate, fn):
+    """deeplake exposes a function here: ours carries its ``__name__`` (the user's function's, else
+    ``collate_fn`` as deeplake's default is called)."""
+    collate.__name__ = getattr(fn, "__name__", "collate_fn")
+    return collate
+
+
 class TorchShape:
     """torch DataLoader attributes with torch's meanings (the loader class derives from torch's
     DataLoader without running its __init__). Values of a bare ``ds.dataloader()`` match deeplake
