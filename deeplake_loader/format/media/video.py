@@ -19,26 +19,13 @@ threads.
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 
 import numpy as np
 
 from ...errors import DecodeError
-
-
-def _open(buf):
-    import av
-
-    try:
-        container = av.open(io.BytesIO(bytes(buf)) if not isinstance(buf, io.IOBase) else buf)
-    except Exception as e:  # noqa: BLE001 - av.error.* for damaged or foreign files
-        raise DecodeError(f"not a readable video file ({type(e).__name__}: {e})") from None
-    if not container.streams.video:
-        container.close()
-        raise DecodeError("the file has no video stream")
-    return container, container.streams.video[0]
+from .container import open_stream
 
 
 def _metadata(container, stream):
@@ -59,7 +46,7 @@ def _metadata(container, stream):
 
 
 def probe(buf, codec=None, path=None):
-    container, stream = _open(buf)
+    container, stream = open_stream(buf, "video")
     try:
         nframes, h, w, duration, fps, time_base = _metadata(container, stream)
     finally:
@@ -105,7 +92,7 @@ def _rgb_into(frame, dst, reformatter) -> None:
 def decode(buf, shape=None, frames=None, out=None):
     """The selected frames of the file (all by default) as (n, H, W, 3) uint8 ((H, W, 3) for an
     int); decoded straight into ``out`` when given (of that shape)."""
-    container, stream = _open(buf)
+    container, stream = open_stream(buf, "video")
     try:
         meta = _metadata(container, stream)
         nframes = int(shape[0]) if shape else meta[0]
@@ -158,7 +145,7 @@ def decode(buf, shape=None, frames=None, out=None):
 
 def timestamps(buf, shape=None, frames=None) -> np.ndarray:
     """Presentation time in seconds (float32) of the selected frames."""
-    container, stream = _open(buf)
+    container, stream = open_stream(buf, "video")
     try:
         nframes = int(shape[0]) if shape else _metadata(container, stream)[0]
         picks, squeeze = selection(frames, nframes)
