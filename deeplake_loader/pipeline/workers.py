@@ -9,7 +9,10 @@ protocol, written down once:
   imports the transform needs, and neither is paid again per epoch. Linux sends a child's
   PR_SET_PDEATHSIG when the *thread* that started it ends, so workers are started by the main
   thread when it is the caller, else by a thread of the pool that lives until ``close()`` (the
-  caller may be a short-lived thread of a framework). A worker says when it is ready; one that has
+  caller may be a short-lived thread of a framework, tf.data's). Only the main thread forks: a
+  child forked from another thread tears down the main thread's ``threading.local``s as it starts
+  (TensorFlow's eager context, PyAV's converters), and some of those wait forever there on threads
+  the child does not have; an epoch started from another thread gets fresh interpreters. A worker says when it is ready; one that has
   not within $DEEPLAKE_LOADER_WORKER_START_TIMEOUT (120 s) is an error, never a wait without end.
 * Channels. Each worker has two Unix socket pairs: a stream for tasks and results (wire.py) and a
   datagram socket on which the file descriptors of shared blocks travel (SCM_RIGHTS), each sent
@@ -137,7 +140,11 @@ class WorkerPool:
         self.start_method = start_method or default_start_method()
         if self.start_method not in START_METHODS:
             raise ValueError(f"start_method must be one of {START_METHODS}, got {self.start_method!r}")
-        if self.start_method == "fork" and mp.current_process().daemon:  # may not have children of its own
+        if self.start_method == "fork" and (mp.current_process().daemon  # may not have children of its own
+                                            or threading.current_thread() is not threading.main_thread()):
+            # a child forked from another thread tears down the main thread's threading.locals as it
+            # starts, running their finalizers there (TensorFlow's eager context, a PyAV converter...),
+            # some of which wait forever on threads the child does not have: fork from the main thread only
             self.start_method = "exec"
         blob = None
         if self.start_method == "exec":  # by value, so that it reaches a fresh interpreter
@@ -163,9 +170,8 @@ class WorkerPool:
         self.closed = False
         self.failure = None  # what the receiver thread saw go wrong (a worker gone)
         stopped, started, failure = threading.Event(), threading.Event(), []
-        # who starts the workers: the main thread itself when it is the caller (a fork then keeps its
-        # threading.locals, where most libraries keep their per-thread state; only other threads'
-        # are torn down in the child), else a thread of the pool that lives until close()
+        # who starts the workers: the main thread itself when it is the caller, else a thread of the
+        # pool that lives until close() (PR_SET_PDEATHSIG follows the thread that started a child)
         starter = threading.current_thread() is threading.main_thread()
         keeper = threading.Thread(target=_keeper, daemon=True, name="deeplake_loader-workers",
                                   args=([] if starter else self.workers, self.start_method, assemble, worker_init_fn,
