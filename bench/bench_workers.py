@@ -24,8 +24,8 @@ cheap_w2 >= 1.0x dl3_cheap_w2; first batch of tv_w2 <= 1.5 s, in both epochs.
 On 2 cores the workers' gain over num_workers=0 has a ceiling: without workers the main thread
 runs the transform (T ms a sample) while the decode threads run beside it (D ms a sample), so a
 sample costs max(T, (T + D) / 2); with two workers it costs (T + D) / 2 (the decode still runs
-somewhere): the ratio is at most 2T / (T + D), 1.5x only from T = 3D on. The script prints D
-(the rrc_fused row's decode-only rate is a bound on it) so the heavy rows can be read against it.
+somewhere): the ratio is at most 2T / (T + D), 1.5x only from T = 3D on (D is ~1.5 ms for these JPEGs here:
+bench_decode.py's one-thread row).
 
 Usage: python3 bench/bench_workers.py [--n 2000] [--quick] [--rounds 2] [--rows a,b,...]
 """
