@@ -39,7 +39,7 @@ class Pipeline:
                 raise DeepLakeLoaderError(f"tensor '{name}' is empty (0 samples); leave it out with "
                                           f"tensors=[...] (tensors: {list(ds.tensors)})")
         per_tensor = cfg.transform if isinstance(cfg.transform, dict) else {}
-        self.columns = {n: Column(ds, n, cfg.decode_method.get(n, "numpy"), per_tensor.get(n)) for n in names}
+        self.columns = {n: Column(ds, n, cfg.decode_method.get(n, "numpy"), per_tensor.get(n), cfg.mode) for n in names}
         self.assemble = assembler(cfg, self.columns)  # columns -> the batch (transforms, collate, index)
         self.primary = plan.primary_tensor(cfg, names)
         self.depth = max(1, cfg.prefetch_factor) * max(1, cfg.num_workers)  # batches ahead, per stage

@@ -71,8 +71,10 @@ def assembler(cfg, columns: dict) -> "Assembler":
         keys = names + (["index"] if cfg.return_index else [])
         per_tensor = None
         transform = cfg.transform
-    casts, text_forms = {}, {}
+    casts, text_forms, fused_forms = {}, {}, {}
     for name, col in columns.items():
+        if getattr(col, "fused", None) is not None:  # a fused torchvision pipeline's (B, C, H, W) batch
+            fused_forms[name] = col.fused.sample_form
         if col.method != "numpy":
             continue
         cast = sample_cast(cfg.mode, col.reader)
@@ -83,7 +85,7 @@ def assembler(cfg, columns: dict) -> "Assembler":
     return Assembler(names=names, keys=keys, transform=transform, per_tensor=per_tensor,
                      collate_fn=cfg.collate_fn, return_index=sample_index, casts=casts,
                      text_forms=text_forms, unbatched=cfg.unbatched, ragged_lists=cfg.mode == "numpy",
-                     sample_type=IterableSample if cfg.oss_samples else dict)
+                     sample_type=IterableSample if cfg.oss_samples else dict, fused_forms=fused_forms)
 
 
 class Assembler:
@@ -91,12 +93,14 @@ class Assembler:
     cloudpickle; holds the user's transform and collate_fn."""
 
     def __init__(self, *, names, keys, transform, per_tensor, collate_fn, return_index, casts, text_forms,
-                 unbatched, ragged_lists, sample_type=dict):
+                 unbatched, ragged_lists, sample_type=dict, fused_forms=None):
         self.names, self.keys = list(names), list(keys)
         self.transform, self.per_tensor, self.collate_fn = transform, per_tensor, collate_fn
         self.return_index, self.casts, self.text_forms = return_index, dict(casts), dict(text_forms)
         self.unbatched, self.ragged_lists = unbatched, ragged_lists
         self.sample_type = sample_type  # ds.pytorch(): IterableSample (iterating values), as deeplake's
+        # fused torchvision columns: batch -> what the per-sample path would have held (torch tensors)
+        self.fused_forms = dict(fused_forms or {})
 
     @property
     def user_code(self) -> dict:
@@ -141,6 +145,8 @@ class Assembler:
                 v = _cast(v, self.casts[name])
             if name in self.text_forms:
                 v = [numpy_form(self.text_forms[name], x) for x in v]
+            if name in self.fused_forms:
+                v = self.fused_forms[name](v)
             cols[name] = v
         out = []
         for i in range(len(rows)):
