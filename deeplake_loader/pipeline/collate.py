@@ -7,7 +7,9 @@ processes (pipeline/workers.py).
 
 * **No transform, no collate_fn, batched** — the fast path, no Python per sample: the decoder's
   (B, ...) arrays are the batch; text/json/bytes columns stay lists; ``index`` int64 (B, 1) is
-  added last (or where a transform dict names it).
+  added last (or where a transform dict names it). A tensor whose torchvision Compose the decoder
+  ran (``deeplake_loader/fusion.py``) counts as untransformed here: its column already is the
+  final (B, C, H, W) batch.
 * **Otherwise, per sample**: a dict of the selected tensors in ``tensors=`` order, plus ``index``
   (np.int64, shape (1,)) when ``return_index`` (always under ``.numpy()``, which has no such
   switch), with the dtype conversions of the terminal already
@@ -25,6 +27,8 @@ processes (pipeline/workers.py).
     strings/bytes/images → lists, ``tensor[i].data()`` samples merged key by key.
   - ``batch_size=None`` (``ds.pytorch``): no batch dimension and no collate: the (transformed)
     sample itself, text unwrapped to ``str``, or ``collate_fn(sample)``.
+  - a fused torchvision column's samples are what torchvision gives per sample (torch tensors;
+    ``tv_tensors.Image`` after v2's ToImage), views of the decoded batch.
 """
 
 from __future__ import annotations

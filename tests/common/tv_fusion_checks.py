@@ -57,6 +57,9 @@ def corpus(workdir, kind):
     elif kind == "png":
         bufs = [make_png("rgb", h, w, seed=120 + i) for i, (h, w) in enumerate(RGB_SIZES[:5])]
         comp = "png"
+    elif kind == "mixed":  # grayscale and RGB JPEGs in one tensor
+        bufs = [make_jpeg(120, 160, mode="L" if i % 2 else "RGB", content="photo", seed=300 + i) for i in range(4)]
+        comp = "jpeg"
     elif kind == "same":  # one size: every pipeline (also a plain Resize(int)) has a fixed output
         bufs = [make_jpeg(375, 500, content="photo", seed=200 + i) for i in range(24)]
         comp = "jpeg"
@@ -213,6 +216,8 @@ def check_recognise(workdir):
     gray = dl.load(corpus(workdir, "gray")[0], read_only=True)._reader("images")
     out["dataset:normalize-3-on-gray"] = fusion.explain(
         T.Compose([T.ToPILImage(), T.Resize((32, 32)), T.ToTensor(), T.Normalize(MEAN, STD)]), gray)
+    mixed = dl.load(corpus(workdir, "mixed")[0], read_only=True)._reader("images")
+    out["dataset:mixed-channels"] = fusion.explain(T.Compose([T.ToPILImage(), T.Resize((32, 32)), T.ToTensor()]), mixed)
     os.environ[fusion.ENV] = "0"
     out["env:off"] = fusion.explain(deterministic_pipelines()["v1-pil-resize224x224-piltotensor"][0], reader)
     del os.environ[fusion.ENV]
@@ -460,7 +465,49 @@ def check_loader(workdir):
     return out
 
 
-CHECKS = {"recognise": check_recognise, "pixels": check_pixels, "random": check_random,
+def check_errors(workdir):
+    """Bad samples through the fused path: the error names the tensor and the exact row and keeps
+    libjpeg's reason; the image pixel limit refuses from the header; a dataset whose meta lies about
+    channels is refused by row."""
+    import shutil
+
+    from deeplake_loader.errors import DecodeError
+    from tests.common import damage
+
+    tv = deterministic_pipelines()["v1-pil-resize256-center224-normalize"][0]
+    src, _ = corpus(workdir, "same")
+    out = {}
+
+    def first_error(path, **kw):
+        ds = dl.load(path, read_only=True)
+        loader = ds.pytorch(transform={"images": tv, "labels": None}, batch_size=8, num_workers=0, **kw)
+        fused = loader._get_pipeline().columns["images"].fused is not None
+        try:
+            for _ in loader:
+                pass
+        except DecodeError as e:
+            return {"fused": fused, "type": type(e).__name__, "message": str(e), "tensor": e.tensor, "index": e.index}
+        return {"fused": fused, "type": None}
+
+    bad = str(Path(workdir) / "ds-bad-row")
+    shutil.copytree(src, bad, dirs_exist_ok=True)
+    payload, reason = damage.libjpeg_error(dl.load(bad, read_only=True).images[13].tobytes())
+    damage.replace_samples(bad, "images", {13: payload})
+    out["libjpeg_error"] = dict(first_error(bad), reason=reason)
+    limit = dl.get_max_image_pixels()
+    dl.set_max_image_pixels(100 * 100)
+    try:
+        out["pixel_limit"] = first_error(src)
+    finally:
+        dl.set_max_image_pixels(limit)
+    gray = str(Path(workdir) / "ds-gray-in-rgb")
+    shutil.copytree(src, gray, dirs_exist_ok=True)
+    damage.replace_samples(gray, "images", {6: make_jpeg(375, 500, mode="L", seed=1)})  # meta still says 3
+    out["channels_lie"] = first_error(gray)
+    return out
+
+
+CHECKS = {"errors": check_errors, "recognise": check_recognise, "pixels": check_pixels, "random": check_random,
           "distribution": check_distribution, "unfused": check_unfused, "loader": check_loader}
 
 

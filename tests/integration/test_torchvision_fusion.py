@@ -72,7 +72,7 @@ def test_recognised_pipelines_and_reasons(tv_run):
         "unfused:ends-with-pil": "pil image", "unfused:normalize-uint8": "Normalize on a uint8",
         "unfused:resize-on-numpy": "numpy", "unfused:todtype-float64": "float64", "unfused:subclass": "MyResize",
         "unfused:randomapply": "RandomApply", "dataset:resize-int-on-mixed-sizes": "depends on each image's size",
-        "dataset:center-crop-larger-than-smallest": "may not fit", "dataset:normalize-3-on-gray": "1-channel",
+        "dataset:center-crop-larger-than-smallest": "may not fit", "dataset:normalize-3-on-gray": "1-channel", "dataset:mixed-channels": "1..3 channels",
         "env:off": "DEEPLAKE_LOADER_FUSE_TORCHVISION",
     }
     for key, word in reasons.items():
@@ -151,3 +151,11 @@ def test_loader_with_the_docs_compose(tv_run):
     assert c["batch"] == ["Tensor", [4, 3, 224, 224]]
     assert rep["unbatched"] == {"fused": True, "type": "Tensor", "shape": [3, 224, 224]}
     assert rep["numpy_terminal_fused"] is False
+
+
+def test_bad_samples_on_the_fused_path_name_tensor_and_row(tv_run):
+    rep = tv_run("errors")
+    assert all(r["fused"] and r["type"] == "DecodeError" and r["tensor"] == "images" for r in rep.values()), rep
+    assert rep["libjpeg_error"]["index"] == 13 and rep["libjpeg_error"]["reason"] in rep["libjpeg_error"]["message"]
+    assert rep["pixel_limit"]["index"] == 0 and "over the limit" in rep["pixel_limit"]["message"]
+    assert rep["channels_lie"]["index"] == 6 and "meta says 3" in rep["channels_lie"]["message"]

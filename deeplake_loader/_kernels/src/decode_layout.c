@@ -28,6 +28,13 @@ void dl_layout_chw(const uint8_t *src, int h, int w, int c, int vflip, const flo
           for (x = 0; x < w; x++) fc[x] = t[row[(size_t)x * c + ch]];
         }
       }
+    } else if (c == 3) {
+      uint8_t *u0 = (uint8_t *)out + o, *u1 = u0 + plane, *u2 = u1 + plane;
+      for (x = 0; x < w; x++) {
+        u0[x] = row[3 * x];
+        u1[x] = row[3 * x + 1];
+        u2[x] = row[3 * x + 2];
+      }
     } else {
       uint8_t *u = (uint8_t *)out + o;
       for (ch = 0; ch < c; ch++) {
