@@ -347,12 +347,29 @@ def _pillow_order() -> str:
 
 
 # ---------------------------------------------------------------------------------- recognition
+class _Absent:
+    """Stands for a transform class this torchvision does not have (matches no object)."""
+
+
+class _Names:
+    """A transforms module's classes by name; ``_Absent`` for names it lacks (another version)."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        return getattr(self._module, name, _Absent)
+
+
 def _tv():
     """torchvision's v1 and v2 transform modules (imported only for a torchvision transform)."""
     import torchvision.transforms as v1
-    import torchvision.transforms.v2 as v2
 
-    return v1, v2
+    try:
+        import torchvision.transforms.v2 as v2
+    except ImportError:  # torchvision < 0.15: v1 only
+        v2 = None
+    return _Names(v1), _Names(v2)
 
 
 def _is_torchvision(t) -> bool:
@@ -521,10 +538,12 @@ def _geometry_step(t, ty, name, kind, geometry, v1, v2):
     return _RandomResizedCrop(_size(t.size, name), scale, ratio)
 
 
-def explain(transform, reader=None):
-    """None when ``transform`` is fused (on ``reader``'s tensor, if given), else the reason."""
+def explain(transform, tensor=None):
+    """None when ``transform`` is fused (on ``tensor``, e.g. ``ds["images"]``, if given), else the
+    reason it runs per sample."""
     if not enabled():
         return f"${ENV} turns fusion off"
+    reader = getattr(tensor, "reader", tensor)  # a dataset's Tensor, or its TensorReader
     try:
         plan = recognise(transform)
         if reader is not None:

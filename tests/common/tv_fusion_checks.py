@@ -213,7 +213,7 @@ def check_recognise(workdir):
                                                               reader)
     out["dataset:center-crop-larger-than-smallest"] = fusion.explain(
         T.Compose([T.ToPILImage(), T.CenterCrop(300), T.ToTensor()]), reader)
-    gray = dl.load(corpus(workdir, "gray")[0], read_only=True)._reader("images")
+    gray = dl.load(corpus(workdir, "gray")[0], read_only=True)["images"]  # a Tensor works as well
     out["dataset:normalize-3-on-gray"] = fusion.explain(
         T.Compose([T.ToPILImage(), T.Resize((32, 32)), T.ToTensor(), T.Normalize(MEAN, STD)]), gray)
     mixed = dl.load(corpus(workdir, "mixed")[0], read_only=True)._reader("images")
