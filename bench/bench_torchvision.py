@@ -131,7 +131,7 @@ def main(argv=None):
         env = dict(os.environ, PYTHONPATH=REPO)
         env.pop("VIRTUAL_ENV", None)
         return subprocess.call([python, os.path.abspath(__file__), *(sys.argv[1:] if argv is None else argv)], env=env)
-    args = C.corpus_args(argv, __doc__, run_config, bench_loader.dataset, rounds=2)
+    args = C.corpus_args(argv, __doc__, run_config, bench_loader.dataset, rounds=2, default_n=2000)
     if args is None:
         return 0
     import torch

@@ -19,8 +19,9 @@ measures it against real torchvision; README "Torchvision pipelines"):
   uint8 CHW after PILToTensor / ToImage alone);
 * geometry: a box per image in source pixels plus the pixels its filter may read (the crop before
   a resize, or the whole image for a resize followed by crops), Pillow's antialiased bilinear
-  filter (``_kernels/src/decode_resample.c``), JPEGs decoded at a DCT scale when the box is at
-  least twice the output;
+  filter (``_kernels/src/decode_resample.c``) in the installed Pillow's pass order where
+  torchvision resizes PIL images, JPEGs decoded at full size (no DCT scaling, unlike our own
+  RandomResizedCrop): the bytes are then Pillow's, where torchvision's are;
 * values: a per-channel table of the 256 byte values computed in float32 with torchvision's own
   operation order (``x / 255``, ``x * (1 / 255)``, ``(x - mean) / std``), so a pixel equal to
   torchvision's resized byte gives exactly torchvision's float;
