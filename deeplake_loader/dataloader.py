@@ -20,6 +20,49 @@ from .pipeline.config import LoaderConfig
 
 DECODE_METHODS = ("numpy", "tobytes", "pil", "data")
 _MODES = ("pytorch", "tensorflow", "numpy")
+# decode methods per kind of tensor, as deeplake 3.9.52 allows them
+_IMAGE_METHODS = frozenset(DECODE_METHODS)  # jpeg / png sample compression
+_TEXT_METHODS = frozenset({"numpy", "data"})  # json, list, tag
+_OTHER_METHODS = frozenset({"numpy", "tobytes", "data"})
+
+
+class DecodeMethodTensorError(TensorDoesNotExistError, ValueError):
+    """A decode_method key that is not a tensor: deeplake's ValueError text, and our
+    TensorDoesNotExistError (a KeyError) listing the tensors there are."""
+
+    def __init__(self, name: str, existing=()):
+        super().__init__(name, existing)
+        self.args = (f"tensor {name} specified in decode_method not found in tensors. {self.args[0]}",)
+
+
+def check_decode_methods(dataset, selected, decode_method) -> dict:
+    """``decode_method`` checked against the selected tensors with deeplake's errors and texts: a
+    key that is not selected → ``ValueError: tensor <name> specified in decode_method not found in
+    tensors.``; a method the tensor does not support → ``ValueError: decode_method <m> not
+    supported for tensor <name>. Supported methods for this tensor are {...}`` (jpeg/png images:
+    numpy, tobytes, pil, data; json/list/tag: numpy, data; others: numpy, tobytes, data)."""
+    if not isinstance(decode_method, dict):
+        raise ValueError(f"decode_method must be a dict of tensor -> method, got {type(decode_method).__name__}")
+    for name, method in decode_method.items():
+        if name not in dataset.tensors:
+            raise DecodeMethodTensorError(name, list(dataset.tensors))
+        if name not in selected:
+            raise ValueError(f"tensor {name} specified in decode_method not found in tensors. Selected tensors: "
+                             f"{list(selected)}")
+        reader = dataset._reader(name)
+        if reader.sample_compression in ("jpeg", "png"):
+            supported = _IMAGE_METHODS
+        elif reader.base_htype in ("json", "list", "tag"):
+            supported = _TEXT_METHODS
+        else:
+            supported = _OTHER_METHODS
+        if method not in supported:
+            listed = "{" + ", ".join(repr(m) for m in sorted(supported)) + "}"
+            raise ValueError(f"decode_method {method} not supported for tensor {name}. Supported methods for this "
+                             f"tensor are {listed}")
+        if method == "data" and reader.base_htype == "video":
+            raise NotImplementedError("data decode method for video tensors isn't supported yet.")
+    return dict(decode_method)
 
 
 def _int(name, value, minimum):
@@ -78,8 +121,8 @@ class _LoaderBase:
                 if fn is not None and not callable(fn):
                     raise ValueError(f"transform for tensor '{name}' must be callable or None, got {type(fn).__name__}")
             if self._config.tensors is not None:
-                raise ValueError("tensors were already specified with tensors=; a transform dict also chooses the "
-                                 "tensors (its keys): pass one or the other")
+                raise ValueError(f"Tensors have already been specified in the .{self._config.mode} method. A "
+                                 "transform dict also chooses the tensors (its keys): pass one or the other")
             transform = dict(transform)
         elif callable(transform):
             if kwargs:
@@ -100,6 +143,10 @@ class _LoaderBase:
         return self._next(None, dataset=view, query_tensors=tensors)
 
     def sample_by(self, weights, replace: bool | None = True, size: int | None = None):
+        """A view of ``size`` (default: every) rows drawn with probability proportional to
+        ``weights`` (one per row, 1-D; or a query-language weight expression). Without replacement
+        it is a weighted reordering: rows of positive weight in a weighted random order, then the
+        rows of weight 0 in dataset order, cut at ``size`` (at most every row), as deeplake."""
         ds = self._config.dataset
         if isinstance(weights, str):
             from .tql import sample_weights
@@ -108,20 +155,19 @@ class _LoaderBase:
             replace = q_replace if q_replace is not None else replace
             size = q_size if q_size is not None and size is None else size
         else:
-            w = np.asarray(weights, dtype=np.float64).reshape(-1)
+            w = np.asarray(weights, dtype=np.float64)
+            if w.ndim != 1:
+                raise ValueError(f"weights should be 1 dimensional array. (got shape {w.shape})")
             if len(w) != len(ds):
                 raise ValueError(f"sample_by got {len(w)} weights for a dataset of {len(ds)} rows")
-        if len(w):
-            try:
-                check_weights(w)
-            except ValueError as e:
-                raise ValueError(f"sample_by: {e}") from None
         if size is not None:
             size = _int("size", size, 0)
         replace = True if replace is None else bool(replace)
-        if not replace and size is not None and size > int(np.count_nonzero(w)):
-            raise ValueError(f"sample_by(replace=False) cannot draw {size} rows: {int(np.count_nonzero(w))} rows have "
-                             "a positive weight")
+        if len(w):
+            try:
+                check_weights(w, allow_zero=not replace)
+            except ValueError as e:
+                raise ValueError(f"sample_by: {e}") from None
         return self._next(None, sample=(w, replace, size))
 
     def _terminal(self, mode, num_workers=0, collate_fn=None, tensors=None, num_threads=None, prefetch_factor=2,
@@ -145,24 +191,20 @@ class _LoaderBase:
             if isinstance(tensors, str):
                 tensors = [tensors]
             if isinstance(self._config.transform, dict):
-                raise ValueError("tensors were already specified by the transform dict (its keys); pass one or "
-                                 "the other")
+                raise ValueError("Tensors have already been specified by passing a dictionary to .transform() method "
+                                 "(its keys choose the tensors): pass one or the other")
             for t in tensors:
                 self._check_tensor(t)
             changes["tensors"] = tuple(tensors)
         if decode_method is not None:
-            if not isinstance(decode_method, dict):
-                raise ValueError(f"decode_method must be a dict of tensor -> method, got {type(decode_method).__name__}")
-            for t, m in decode_method.items():
-                self._check_tensor(t)
-                if m not in DECODE_METHODS:
-                    raise ValueError(f"unknown decode method {m!r} for tensor '{t}'; supported: {', '.join(DECODE_METHODS)}")
-                if m == "pil":
-                    sc = self._config.dataset[t].meta.sample_compression
-                    if sc not in ("jpeg", "png"):
-                        raise ValueError(f"decode method 'pil' is only supported for tensors with sample_compression "
-                                         f"'jpeg' or 'png'; tensor '{t}' has {sc!r}. Supported for it: numpy, tobytes")
-            changes["decode_method"] = dict(decode_method)
+            from .pipeline.plan import selected_tensors
+
+            selected = selected_tensors(self._config.with_(**changes))
+            changes["decode_method"] = check_decode_methods(self._config.dataset, selected, decode_method)
+        if mode == "pytorch" and changes["distributed"] and self._config.shard is None:
+            import torch.distributed as dist
+
+            dist.get_world_size()  # deeplake asks here: without a process group, torch's own error now, not at len()
         return self._next(mode, **changes)
 
     def pytorch(self, num_workers: int = 0, collate_fn=None, tensors=None, num_threads=None, prefetch_factor: int = 2,
@@ -253,6 +295,25 @@ class _LoaderBase:
         if self._pipeline is not None:
             self._pipeline.close()
             object.__setattr__(self, "_pipeline", None)
+
+    def __getstate__(self):
+        """Pickled (cloudpickle, a framework's spawned processes) as its chain and its place, never
+        its running pipeline (threads, workers, pooled memory): the copy continues where this
+        loader is (``state_dict``) and starts its own pipeline on its first ``iter()``."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_pipeline", "_tracker")}
+        if "_parts" in state:
+            state["_parts"] = {}  # the sampler & co. are made again on first use
+        if "_tracker" in self.__dict__:
+            state["_place"] = self.state_dict()
+        return state
+
+    def __setstate__(self, state):
+        place = state.pop("_place", None)
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        object.__setattr__(self, "_pipeline", None)
+        if place is not None:
+            self.load_state_dict(place)
 
     def __enter__(self):
         return self

@@ -2,17 +2,25 @@
 
 A view is the same dataset with ``index_rows`` (int64 source row ids, or None for all rows);
 views compose. Reads go through ``format.reader.TensorReader``; writes through
-``format.writer.DatasetWriter``. Pending writes are flushed before any read.
+``format.writer.DatasetWriter``. Pending writes are flushed before any read. Version control
+(``checkout``, ``commit``, ``branches``) moves the one ``VersionState`` every view and group of an
+opened dataset shares; a write at a commit that is not a branch head first checks out a new
+branch ``auto_<id>`` there, as deeplake does.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
+
 import numpy as np
 
 from . import oss_loaders
-from .errors import (DatasetExistsError, DatasetNotFoundError, DeepLakeLoaderError, ReadOnlyError,
-                     TensorDoesNotExistError)
+from .errors import (CheckoutError, DatasetExistsError, DatasetNotFoundError, DeepLakeLoaderError,
+                     DynamicTensorNumpyError, InvalidTensorGroupNameError, InvalidTensorNameError, ReadOnlyError,
+                     TensorAlreadyExistsError, TensorDoesNotExistError, TensorGroupAlreadyExistsError)
 from .format import FIRST_COMMIT_ID
+from .format.htypes import UNSPECIFIED
 from .format.meta import loads, read_json
 from .format.reader import TensorReader
 from .format.version import VC_KEY, VersionState
@@ -20,6 +28,7 @@ from .sample_forms import data_column, info_tensor_key, numpy_form
 from .storage import storage_for
 
 DATASET_META = "dataset_meta.json"
+log = logging.getLogger("deeplake_loader")
 
 
 def _exists(storage) -> bool:
@@ -44,7 +53,7 @@ def load(path, read_only=None, *, branch: str = "main", commit: str | None = Non
     sized from the link's latency and bandwidth, or $DEEPLAKE_LOADER_FETCH_WINDOW; 1 = one at a
     time); ``retries``: tries of one remote read (default 6, or $DEEPLAKE_LOADER_RETRIES)."""
     from .format.chunk_lru import DEFAULT_MB, ChunkLRU
-    from .pipeline.window import check_window
+    from .limits import check_window
 
     lru = ChunkLRU(DEFAULT_MB if memory_cache_size is None else memory_cache_size)
     fetch_window = check_window(fetch_window)
@@ -218,7 +227,38 @@ class Dataset:
 
     @property
     def commit_id(self):
+        """As deeplake: the last commit (the parent of a branch head; the commit itself when the
+        dataset is checked out at one); None before the first commit."""
+        vs = self.version_state
+        if not vs.is_head_of_branch:
+            return vs.head
+        return vs.chain[1] if len(vs.chain) > 1 else None
+
+    @property
+    def pending_commit_id(self) -> str:
+        """The id the next commit will get: the head node of the branch (deeplake's name)."""
         return self.version_state.head
+
+    @property
+    def branches(self) -> list:
+        return list(self.version_state.info["branches"])
+
+    @property
+    def commits(self) -> list:
+        """The commits leading to the checked-out state, newest first, as deeplake lists them:
+        ``{"commit", "author", "time", "message"}``."""
+        import datetime
+
+        out = []
+        for cid in self.version_state.chain:
+            node = self.version_state.info["commits"][cid]
+            t = node.get("commit_time")
+            if t is None:  # a branch head: not a commit yet
+                continue
+            out.append({"commit": cid, "author": node.get("commit_user_name"),
+                        "time": datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S"),
+                        "message": node.get("commit_message")})
+        return out
 
     def __getstate__(self):
         """Pickled (e.g. for worker processes) without this process's caches: readers, with their
@@ -392,11 +432,13 @@ class Dataset:
     def _writer(self):
         if self.read_only:
             raise ReadOnlyError(f"dataset '{self.path}' was opened read-only")
-        if not self.version_state.is_head_of_branch:
-            raise ReadOnlyError(f"dataset '{self.path}' is opened at commit {self.version_state.head}, not at a "
-                                "branch head: it cannot be written")
         if self.index_rows is not None:
             raise ReadOnlyError("cannot write through a view (ds[...]); write to the dataset itself")
+        if not self.version_state.is_head_of_branch:  # deeplake's auto_checkout: a new branch here
+            auto = f"auto_{secrets.token_hex(20)}"
+            log.info("Automatically checking out to branch '%s' as not currently at the head node of branch '%s'.",
+                     auto, self.version_state.branch)
+            self.checkout(auto, create=True)
         if self._shared["writer"] is None:
             from .format.writer import DatasetWriter
 
@@ -421,13 +463,94 @@ class Dataset:
         if self._shared["depth"] == 0:
             self.flush()
 
-    def create_tensor(self, name, htype="generic", dtype=None, sample_compression=None, chunk_compression=None,
-                      **kwargs) -> "Tensor":
+    def create_tensor(self, name, htype="generic", dtype=None, sample_compression=UNSPECIFIED, chunk_compression=None,
+                      hidden=False, exist_ok=False, verbose=True, **kwargs) -> "Tensor":
+        """A new tensor (deeplake's arguments; ``verbose`` has no effect). ``htype`` may be
+        ``sequence[X]``, ``link[X]``; video, audio, point_cloud, nifti and mesh tensors need
+        ``sample_compression`` named (None: raw arrays), as in deeplake; dicom defaults to "dcm".
+        With ``exist_ok=True`` an existing tensor of that name is returned unchanged when the call
+        asks for what it is (format/htypes.config_difference; a compression left unspecified matches
+        the tensor's), else ValueError showing both configurations."""
+        from .format.htypes import config_difference
+
         full = self._full(name)
+        if full in self._names():
+            if not exist_ok:
+                raise TensorAlreadyExistsError(name)
+            meta = self._reader(name).meta
+            asked = meta.get("sample_compression") if sample_compression is UNSPECIFIED else sample_compression
+            difference = config_difference(meta, htype, dtype, asked, chunk_compression, hidden)
+            if difference is not None:
+                raise ValueError(f"Tensor {name} already exists with different configuration. Current config: "
+                                 f"{difference[0]}. New config: {difference[1]}")
+            return Tensor(self, full)
+        if full in self.meta.get("groups", []):
+            raise TensorGroupAlreadyExistsError(name)
+        if full.rpartition("/")[2] in dir(self):
+            raise InvalidTensorNameError(f"The use of a reserved attribute '{full.rpartition('/')[2]}' as a tensor "
+                                         "name is invalid.")
+        kw = dict(kwargs, hidden=True) if hidden else kwargs
         self._writer().create_tensor(full, htype=htype, dtype=dtype, sample_compression=sample_compression,
-                                     chunk_compression=chunk_compression, **kwargs)
+                                     chunk_compression=chunk_compression, **kw)
         self._apply([full])
         return Tensor(self, full)
+
+    def create_group(self, name: str, exist_ok: bool = False) -> "Dataset":
+        """A group of tensors (``ds.create_group("a/b")`` makes ``a`` and ``a/b``); its tensors are
+        ``group.create_tensor(...)`` or ``ds.create_tensor("a/b/x")``. An existing group:
+        TensorGroupAlreadyExistsError, or the group itself with ``exist_ok=True``."""
+        full = self._full(name)
+        if full in self.meta.get("groups", []):
+            if not exist_ok:
+                raise TensorGroupAlreadyExistsError(name)
+            return self._with(group=full)
+        if not name or full.rpartition("/")[2] in dir(self):
+            raise InvalidTensorGroupNameError(f"The use of a reserved attribute '{full.rpartition('/')[2]}' as a "
+                                              "tensor group name is invalid." if name else "invalid group name ''")
+        self._writer().create_group(full)
+        self._apply([])
+        return self._with(group=full)
+
+    def checkout(self, address: str, create: bool = False, reset: bool = False):
+        """Move to the head of branch ``address`` or to commit ``address``; ``create=True`` makes
+        a new branch there from the current state (a branch head with changes is committed first,
+        deeplake's "auto commit before checkout to ..."; one without changes branches off its last
+        commit). Every view and group of this dataset follows. Returns ``commit_id``. Unknown
+        address: CheckoutError. ``reset`` is accepted (deeplake's recovery of a damaged head)."""
+        from .format import writer as W
+
+        if self.index_rows is not None:
+            raise CheckoutError("Cannot perform version control operations on a filtered dataset view.")
+        if create and self.read_only:
+            raise ReadOnlyError(f"dataset '{self.path}' was opened read-only: cannot create branch '{address}'")
+        self.flush()
+        vs = self.version_state
+        if address in vs.info["branches"]:
+            if create:
+                raise CheckoutError(f"Can't create new branch, '{address}' already exists.")
+            vs.move(branch=address)
+        elif address in vs.info["commits"]:
+            if create:
+                raise CheckoutError(f"Can't create new branch, commit '{address}' already exists.")
+            vs.move(commit=address)
+        elif create:
+            original = vs.head
+            if vs.is_head_of_branch:
+                if W.head_has_changes(self.storage, vs):
+                    self._writer().commit(f"auto commit before checkout to {address}")
+                vs.move(commit=original if vs.head != original else vs.chain[1])
+            W.create_branch(self.storage, vs, address, source=original)
+        else:
+            raise CheckoutError(f"Address {address} not found. If you want to create a new branch, use checkout "
+                                "with create=True")
+        self._forget_version()
+        return self.commit_id
+
+    def _forget_version(self):
+        """After the version state moved: nothing read at the old commit is reused."""
+        self._shared.update(writer=None, meta=None, info=None, links=None)
+        self._shared["readers"].clear()
+        self._shared["lru"].clear()
 
     def extend(self, samples: dict):
         """Append many rows: {tensor name: list of samples}. Every sample of every tensor is checked
@@ -456,13 +579,12 @@ class Dataset:
         if writer is not None:
             self._apply(writer.flush())
 
-    def commit(self, message: str | None = None) -> str:
+    def commit(self, message: str | None = None, allow_empty: bool = False) -> str:
+        """Freeze the branch head as a commit and return its id (a new head follows it).
+        ``allow_empty`` is accepted: an empty commit is made either way."""
         self.flush()
         commit_id = self._writer().commit(message)
-        self._shared["readers"].clear()
-        self._shared["lru"].clear()
-        self._shared["meta"] = None
-        self._shared["info"] = None
+        self._forget_version()
         return commit_id
 
     def __enter__(self):
@@ -494,10 +616,11 @@ class Dataset:
 class Tensor:
     """A tensor of a dataset or of a view of one."""
 
-    def __init__(self, ds: Dataset, full_name: str, rows=None, scalar=None):
+    def __init__(self, ds: Dataset, full_name: str, rows=None, scalar=None, sub=()):
         self.ds, self.key_name = ds, full_name
         self.index_rows = ds.index_rows if rows is None else rows
         self._scalar = ds._scalar if scalar is None else scalar
+        self._sub = tuple(sub)  # index within each sample (t[i, 10:20]: frames 10..19 of a video)
 
     @property
     def reader(self) -> TensorReader:
@@ -538,12 +661,27 @@ class Tensor:
         return len(self.reader) if self.index_rows is None else len(self.index_rows)
 
     def __getitem__(self, item):
+        sub = ()
+        if isinstance(item, tuple) and len(item) > 1:
+            if self._sub:
+                raise IndexError("a tensor indexed within its samples cannot be indexed again")
+            item, sub = item[0], item[1:]
         rows, scalar = _compose(self.index_rows, item, len(self.reader) if self.index_rows is None else 0)
-        return Tensor(self.ds, self.key_name, rows, scalar)
+        if sub and self.reader.base_htype == "video":
+            from .format.media.video import selection
+
+            selection(sub[0], 1 << 30)  # deeplake's refusals of a frame index (a list, another type)
+        return Tensor(self.ds, self.key_name, rows, scalar, sub)
 
     @property
     def shape(self) -> tuple:
         r = self.reader
+        if self._sub:
+            shapes = {_sub_shape(r.shape_of(int(row)), self._sub) for row in self._rows()}
+            if self._scalar:
+                return shapes.pop()
+            first = shapes.pop() if len(shapes) == 1 else None
+            return (len(self),) + (first if first is not None else ())
         if self._scalar:
             return r.shape_of(int(self.index_rows[0]))
         lo, hi = r.min_shape, r.max_shape
@@ -563,18 +701,42 @@ class Tensor:
             dims = [str(lo) if lo == hi else f"{lo}:{hi}"] + dims
         return "(" + ", ".join([str(len(self))] + dims) + ")"
 
-    def numpy(self, aslist: bool = False):
+    def _values(self):
+        """Every row's decoded sample, sub-indexed within the sample when the tensor was
+        (video frames are then the only ones decoded)."""
         r = self.reader
         rows = self._rows()
-        values = r.column(rows)  # chunk by chunk; an (N, *shape) array when every sample has one shape
+        if not self._sub:
+            return r.column(rows)  # chunk by chunk; an (N, *shape) array when every sample has one shape
+        out = []
+        for row in rows.tolist():
+            if r.base_htype == "video" and r.seq is None:
+                value = r.read(row, frames=self._sub[0])
+                rest = self._sub[1:] if isinstance(self._sub[0], (int, np.integer)) else (slice(None),) + self._sub[1:]
+            else:
+                value, rest = r.read(row), self._sub
+            out.append(_index_value(value, rest, self.key_name))
+        return out
+
+    def numpy(self, aslist: bool = False):
+        r = self.reader
+        values = self._values()
+        if r.htype == "point_cloud":  # deeplake shows a point cloud's first three columns (not of links)
+            values = [v[..., :3] for v in values] if not isinstance(values, np.ndarray) else values[..., :3]
         if isinstance(values, np.ndarray):
             if self._scalar:
                 return values[0]
             return list(values) if aslist else values
+        if r.base_htype == "polygon":  # a list of (points, ndim) arrays per sample, always
+            return values[0] if self._scalar else values
         if r.is_text:
             values = [numpy_form(r.base_htype, v) for v in values]
-        elif r.seq is not None:
-            values = [v if aslist else (np.stack(v) if v else np.zeros((0,), r.dtype)) for v in values]
+        elif r.seq is not None and not aslist:
+            for v in values:
+                if len({x.shape for x in v}) > 1:
+                    raise DeepLakeLoaderError(f"tensor '{self.key_name}' has a sequence of items of different shapes "
+                                              f"({sorted({x.shape for x in v})[:3]}): use numpy(aslist=True)")
+            values = [np.stack(v) if v else np.zeros((0,), r.dtype) for v in values]
         if self._scalar:
             return values[0]
         if aslist:
@@ -583,8 +745,8 @@ class Tensor:
             return np.zeros((0,), r.dtype if r.dtype is not None and r.dtype != object else np.float64)
         shapes = {v.shape for v in values}
         if len(shapes) > 1:
-            raise DeepLakeLoaderError(f"tensor '{self.key_name}' has samples of different shapes ({sorted(shapes)[:3]}"
-                                      "...): use numpy(aslist=True)")
+            raise DynamicTensorNumpyError(f"tensor '{self.key_name}' has samples of different shapes "
+                                          f"({sorted(shapes)[:3]}...): use numpy(aslist=True)")
         return np.stack(values)
 
     def data(self):
@@ -592,7 +754,9 @@ class Tensor:
         names (a label with no name gives None, as in deeplake), and "sample_info" for images."""
         r = self.reader
         rows = self._rows()
-        forms = data_column(r, self._info_reader(), r.read_many(rows), rows)
+        if r.htype == "video":  # link[video]: {"value": frames}, as deeplake
+            return self._video_data()
+        forms = data_column(r, self._info_reader(), self._values(), rows)
         if self._scalar:
             return dict(forms[0])
         out = {"value": [f["value"] for f in forms]}
@@ -600,6 +764,54 @@ class Tensor:
             if forms and key in forms[0]:
                 out[key] = [f[key] for f in forms]
         return out
+
+    def _video_data(self) -> dict:
+        """deeplake's data() of video samples: frames, the frames' presentation times (seconds,
+        float32) and the sample info."""
+        from .format.media.video import timestamps
+
+        r = self.reader
+        rows = self._rows()
+        frames = self._values()
+        bufs = r.stored_bytes(rows)
+        sel = self._sub[0] if self._sub else None
+        stamps = [timestamps(b, r.shape_of(int(row)), sel) for b, row in zip(bufs, rows.tolist())]
+        infos = self.sample_info
+        if self._scalar:
+            return {"frames": frames[0], "timestamps": stamps[0], "sample_info": infos}
+        try:
+            frames = np.stack(frames)
+        except ValueError:
+            pass
+        try:
+            stamps = np.array(stamps)
+        except ValueError:
+            stamps = np.array(stamps, dtype=object)
+        return {"frames": frames, "timestamps": stamps, "sample_info": infos}
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """Presentation times in seconds (float32) of the frames of one video sample (the frames
+        ``t[i, a:b]`` selects)."""
+        if self.reader.base_htype != "video":
+            raise Exception("Only supported for video tensors.")
+        if not self._scalar:
+            raise ValueError("Only supported for exactly 1 video sample.")
+        return self._video_data()["timestamps"]
+
+    @property
+    def sample_info(self):
+        """The per-sample info deeplake keeps for images and media (``{}`` where there is none);
+        a list for several rows."""
+        rows = self._rows()
+        reader = self._info_reader()
+        infos = [{} for _ in rows]
+        if reader is not None:
+            n = len(reader)
+            got = reader.read_many([int(x) for x in rows if x < n]) if n else []
+            it = iter(got)
+            infos = [next(it) if x < n else {} for x in rows]
+        return infos[0] if self._scalar else infos
 
     def _info_reader(self):
         """Reader of the hidden sample-info tensor of an image tensor (None if it has none)."""
@@ -630,6 +842,23 @@ class Tensor:
 
     def __repr__(self):
         return f"Tensor(key='{self.key_name}', htype='{self.htype}', length={len(self)})"
+
+
+def _index_value(value, sub, name):
+    """``value[sub]`` for one decoded sample (numpy's rules); lists (polygons, sequences) by their
+    first index only."""
+    if not sub:
+        return value
+    if isinstance(value, list):
+        if len(sub) > 1:
+            raise IndexError(f"tensor '{name}': samples that are lists take one index within them, got {sub}")
+        return value[sub[0]]
+    return value[sub]
+
+
+def _sub_shape(shape, sub) -> tuple:
+    """The shape of a sample of ``shape`` indexed by ``sub`` (without decoding it)."""
+    return np.broadcast_to(np.zeros((), np.uint8), tuple(shape))[sub].shape
 
 
 class _Meta:

@@ -1,4 +1,11 @@
-"""The exception hierarchy. Every error names where it happened: tensor, row, key/file, position."""
+"""The exception hierarchy. Every error names where it happened: tensor, row, key/file, position.
+
+Where deeplake 3.9.52 raises an error of its own for the same situation, ours derives from a class
+of deeplake's name defined here (``DatasetHandlerError``, ``TensorDoesNotExistError``,
+``ReadOnlyModeError``, ``EmptyTensorError``, ...), with deeplake's builtin bases (``KeyError``,
+...), so a script's ``except`` clause written against deeplake catches ours.
+``deeplake_loader/util/exceptions.py`` exports them under ``deeplake.util.exceptions``' names.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +25,12 @@ def _where(tensor=None, index=None, key=None) -> str:
     return ", ".join(parts)
 
 
-class DatasetNotFoundError(DeepLakeLoaderError, FileNotFoundError):
+class DatasetHandlerError(DeepLakeLoaderError):
+    """deeplake's error for a path that holds no dataset (load) or already holds one (empty,
+    deepcopy)."""
+
+
+class DatasetNotFoundError(DatasetHandlerError, FileNotFoundError):
     """The path holds no Deep Lake 3 dataset."""
 
     def __init__(self, path: str, detail: str = ""):
@@ -27,11 +39,15 @@ class DatasetNotFoundError(DeepLakeLoaderError, FileNotFoundError):
         super().__init__(msg + (f": {detail}" if detail else ""))
 
 
-class DatasetExistsError(DeepLakeLoaderError, FileExistsError):
-    """empty() on a path that already holds a dataset, without overwrite=True."""
+class DatasetExistsError(DatasetHandlerError, FileExistsError):
+    """empty() or deepcopy() to a path that already holds a dataset, without overwrite=True."""
 
 
-class CorruptDatasetError(DeepLakeLoaderError):
+class DatasetCorruptError(DeepLakeLoaderError):
+    """deeplake's name for a dataset whose files do not follow the format."""
+
+
+class CorruptDatasetError(DatasetCorruptError):
     """On-disk bytes or JSON that do not follow the format. Names the tensor, sample and key."""
 
     def __init__(self, message: str, *, tensor=None, index=None, key=None):
@@ -46,7 +62,15 @@ class CorruptDatasetError(DeepLakeLoaderError):
                           index=index if index is not None else self.index, key=key or self.key)
 
 
-class DecodeError(DeepLakeLoaderError, ValueError):
+class CompressionError(DeepLakeLoaderError):
+    """deeplake's base of (de)compression errors."""
+
+
+class SampleDecompressionError(CompressionError):
+    """deeplake's name for a sample that could not be decompressed."""
+
+
+class DecodeError(SampleDecompressionError, ValueError):
     """A sample's compressed bytes could not be decoded (corrupt, not an image, or a header that
     claims more pixels than the limit). ``reason`` keeps the codec library's own message;
     ``status`` is the kernel's status code when a kernel raised it."""
@@ -79,7 +103,7 @@ class LinkedFileError(DeepLakeLoaderError, OSError):
         super().__init__(f"{message} ({where})" if where else message)
 
 
-class TensorDoesNotExistError(DeepLakeLoaderError, KeyError):
+class TensorDoesNotExistError(DeepLakeLoaderError, KeyError, AttributeError):
     """A tensor name that is not in the dataset; lists the ones that are."""
 
     def __init__(self, name: str, existing=()):
@@ -94,20 +118,109 @@ class TensorDoesNotExistError(DeepLakeLoaderError, KeyError):
         return self.args[0]
 
 
+class TensorAlreadyExistsError(DeepLakeLoaderError):
+    """create_tensor() of a name that is a tensor already (without exist_ok=True), or
+    create_group() of a tensor's name."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"Tensor '{name}' already exists. You can use the `exist_ok=True` parameter to ignore this "
+                         "error message.")
+
+
+class TensorGroupAlreadyExistsError(DeepLakeLoaderError):
+    """create_group() of an existing group (without exist_ok=True), or create_tensor() of a group's
+    name."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"Tensor group '{name}' already exists. A tensor group is created when a tensor has a '/' "
+                         "in its name, or using 'ds.create_group'.")
+
+
+class TensorGroupDoesNotExistError(DeepLakeLoaderError, KeyError):
+    """A group name that is not in the dataset."""
+
+    def __str__(self):
+        return self.args[0]
+
+
+class InvalidTensorNameError(DeepLakeLoaderError, ValueError):
+    """A tensor name that cannot be used (empty, a path that does not nest, or a Dataset attribute)."""
+
+
+class InvalidTensorGroupNameError(DeepLakeLoaderError, ValueError):
+    """A group name that cannot be used (empty, or a Dataset attribute)."""
+
+
+class DynamicTensorNumpyError(DeepLakeLoaderError):
+    """tensor.numpy() of samples of different shapes (deeplake's name): use numpy(aslist=True)."""
+
+
+class EmptyTensorError(DeepLakeLoaderError):
+    """A loader over a tensor with no samples; names it and suggests ``tensors=``."""
+
+
+class SampleAppendError(DeepLakeLoaderError):
+    """deeplake's name for a sample that could not be appended to its tensor."""
+
+
+class SampleExtendError(DeepLakeLoaderError):
+    """deeplake's name for samples that could not be added by extend()."""
+
+
+class VersionControlError(DeepLakeLoaderError):
+    """deeplake's base of branch and commit errors."""
+
+
+class CheckoutError(VersionControlError):
+    """checkout() of an address that is neither a branch nor a commit id (without create=True), or
+    create=True for a name that exists."""
+
+
+class CommitError(VersionControlError):
+    """A commit that cannot be made."""
+
+
 class UnsupportedError(DeepLakeLoaderError, NotImplementedError):
     """A feature of the Deep Lake 3 format or API outside what deeplake_loader supports."""
 
 
-class ReadOnlyError(DeepLakeLoaderError, PermissionError):
-    """A write to a dataset opened read-only, or to a commit that is not a branch head."""
+class MissingExtraError(DeepLakeLoaderError, ImportError):
+    """A media tensor needs a library that is not installed; the message names the optional
+    extra that brings it (``pip install 'deeplake_loader[video]'``)."""
+
+    def __reduce__(self):  # keeps the message across worker processes (ImportError has keywords)
+        return (type(self), (str(self),))
+
+
+class ReadOnlyModeError(DeepLakeLoaderError):
+    """deeplake's name for a modification of a dataset opened read-only."""
+
+
+class ReadOnlyError(ReadOnlyModeError, PermissionError):
+    """A write to a dataset opened read-only, or through a view."""
 
 
 class HubPathError(DeepLakeLoaderError, ValueError):
     """hub:// datasets live in Activeloop's service, which deeplake_loader does not talk to."""
 
 
-class TQLError(DeepLakeLoaderError, ValueError):
-    """A query string that is not valid, or uses a construct outside the supported subset."""
+class CacheDirError(DeepLakeLoaderError, PermissionError):
+    """A directory of the on-disk chunk cache is not this user's alone (owned by someone else,
+    writable by others, a link where a directory belongs): names it, what is wrong and the fix."""
+
+    def __init__(self, path: str, problem: str, fix: str):
+        self.path, self.problem, self.fix = path, problem, fix
+        super().__init__(f"chunk cache directory '{path}' {problem}; {fix}")
+
+    def __reduce__(self):
+        return (CacheDirError, (self.path, self.problem, self.fix))
+
+
+class TQLError(DeepLakeLoaderError, ValueError, RuntimeError):
+    """A query string that is not valid, or uses a construct outside the supported subset. A
+    RuntimeError too, as deeplake's query errors are (``except RuntimeError`` keeps working)."""
 
 
 class WorkerError(DeepLakeLoaderError, RuntimeError):

@@ -8,6 +8,9 @@ tensor, the row and the claimed size. The default, 178,956,970 pixels, is where 
 deeplake 3, which decodes with Pillow) refuses an image outright. The setting lives in the
 environment variable DEEPLAKE_LOADER_MAX_IMAGE_PIXELS, so processes started afterwards (dataloader
 workers, subprocesses) apply the same limit; setting that variable before start-up is the same.
+
+``check_window(value)``: load()'s ``fetch_window`` (chunk reads in flight, pipeline/window.py),
+checked where load() receives it.
 """
 
 from __future__ import annotations
@@ -40,3 +43,12 @@ def check_size(width: int, height: int):
     """None, or the reason an image of this size is refused (for decoders other than the kernels,
     e.g. Pillow, which give the size before decoding)."""
     return _kernel.check_pixels(int(height), int(width))
+
+
+def check_window(value):
+    """``fetch_window`` as given to load(): None (automatic) or an int >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"fetch_window must be an int >= 1 (chunk reads in flight) or None, got {value!r}")
+    return value

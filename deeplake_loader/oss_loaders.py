@@ -13,13 +13,17 @@ honoured           transform (callable, dict, with transform_kwargs), tensors, n
                    (default 1: worker processes run the transform / collate_fn), batch_size
                    (None: no batch dimension, no collate), drop_last, collate_fn, shuffle,
                    buffer_size (MB of the shuffle buffer), progressbar (a tqdm bar over the
-                   batches), return_index, decode_method (numpy / tobytes / pil / data)
+                   batches), return_index, decode_method (numpy / tobytes / pil / data),
+                   use_local_cache (a remote dataset's chunks kept in the on-disk chunk cache,
+                   storage/cache.py, so later epochs and jobs read them from disk; deeplake's
+                   copies them to ~/.activeloop/cache; nothing to do for a local dataset)
 from **kwargs      persistent_workers (deeplake passes it on too); ours also: num_threads,
                    prefetch_factor
 honoured where     pin_memory (batches pinned where an accelerator exists; a no-op without one,
 possible           iterators/torch_loader.py)
-accepted only      use_local_cache, cache_size (chunks are read through the reader's own chunk
-                   cache), pad_tensors (the loader yields the rows every selected tensor has),
+accepted only      cache_size (chunks are read through the dataset's own in-memory chunk cache,
+                   load(memory_cache_size=)), pad_tensors (the loader yields the rows every
+                   selected tensor has),
                    other positional / keyword arguments (deeplake ignores them as well)
 =================  ===========================================================================
 
@@ -41,10 +45,10 @@ from __future__ import annotations
 import functools
 import numbers
 
-MB = 1000 * 1000  # deeplake.constants.MB
+from .constants import MB
+
 TF_BATCH = 64  # rows per batch of ds.tensorflow()'s batched path when every sample has one shape
 
-_DECODE = {"image": ("numpy", "tobytes", "pil", "data"), "json": ("numpy", "data"), "other": ("numpy", "tobytes", "data")}
 
 
 def pytorch(dataset, transform=None, tensors=None, num_workers: int = 1, batch_size: int = 1, drop_last: bool = False,
@@ -74,7 +78,11 @@ def pytorch(dataset, transform=None, tensors=None, num_workers: int = 1, batch_s
         tensors = [k for k in transform if k != "index"]
     names = list(tensors) if tensors is not None else list(dataset.tensors)
     if decode_method is not None:
-        _check_decode_methods(dataset, names, decode_method)
+        from .dataloader import check_decode_methods
+
+        check_decode_methods(dataset, names, decode_method)
+    if use_local_cache:
+        dataset._enable_local_cache()  # a remote dataset's chunks kept on disk for the next epochs
 
     loader = dataset.dataloader().batch(1 if batch_size is None else int(batch_size), drop_last=bool(drop_last))
     if shuffle:
@@ -88,26 +96,6 @@ def pytorch(dataset, transform=None, tensors=None, num_workers: int = 1, batch_s
                             decode_method=decode_method, persistent_workers=bool(kwargs.get("persistent_workers")))
     return loader._next(None, unbatched=batch_size is None, oss_samples=True, progressbar=bool(progressbar),
                         pin_memory=bool(pin_memory))
-
-
-def _check_decode_methods(dataset, names, decode_method):
-    """deeplake's decode_method checks and messages."""
-    if not isinstance(decode_method, dict):
-        raise ValueError(f"decode_method must be a dict of tensor -> method, got {type(decode_method).__name__}")
-    for name, method in decode_method.items():
-        if name not in names:
-            raise ValueError(f"tensor {name} specified in decode_method not found in tensors.")
-        reader = dataset._reader(name)
-        if reader.sample_compression in ("jpeg", "png"):
-            kind = "image"
-        elif reader.base_htype in ("json", "list", "tag"):
-            kind = "json"
-        else:
-            kind = "other"
-        if method not in _DECODE[kind]:
-            supported = "{" + ", ".join(repr(m) for m in sorted(_DECODE[kind])) + "}"
-            raise ValueError(f"decode_method {method} not supported for tensor {name}. Supported methods for this "
-                             f"tensor are {supported}")
 
 
 def _process_group() -> bool:

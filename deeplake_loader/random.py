@@ -13,6 +13,12 @@ for the transforms of one batch, then puts them back: a transform that draws fro
 albumentations, ``np.random``) gives the same result for batch b whichever process runs it, so a
 resumed loader reproduces it. ``scoped_generator()`` is the batch's own NumPy Generator inside such
 a scope (None outside).
+
+Those generators are process-wide, so the scope is only entered where the user's own code runs and
+the training loop waits for it: the thread that iterates the loader, or a worker process. Never on
+a background thread of ours. A framework that pulls batches on a thread of its own while the
+training step runs (tf.data's generator thread) marks that pull ``isolated()``: there the scope
+sets only ``scoped_generator()`` and leaves the global generators alone.
 """
 
 from __future__ import annotations
@@ -70,12 +76,34 @@ def scoped_generator():
 
 
 @contextlib.contextmanager
+def isolated():
+    """Batches pulled inside this block, on this thread, run their transforms without touching the
+    process-wide generators (only ``scoped_generator()`` is set): for threads that run while the
+    training loop runs (see the module doc)."""
+    before = getattr(_scope, "isolated", False)
+    _scope.isolated = True
+    try:
+        yield
+    finally:
+        _scope.isolated = before
+
+
+@contextlib.contextmanager
 def batch_scope(seed: int):
     """Run one batch's transforms with Python's ``random``, NumPy's global generator and torch's CPU
     generator (when torch is imported) seeded from ``seed``, and ``scoped_generator()`` set; the
-    previous states are restored on exit (the training loop's own random draws are not disturbed)."""
+    previous states are restored on exit (the training loop's own random draws are not disturbed).
+    Inside ``isolated()``, only ``scoped_generator()`` is set."""
     ss = np.random.SeedSequence(int(seed))
     py_seed, np_seed, torch_seed, gen_seed = (int(x) for x in ss.generate_state(4, np.uint64))
+    if getattr(_scope, "isolated", False):
+        previous = getattr(_scope, "generator", None)
+        _scope.generator = np.random.default_rng(gen_seed)
+        try:
+            yield _scope.generator
+        finally:
+            _scope.generator = previous
+        return
     py_state, np_state = _py_random.getstate(), np.random.get_state()
     torch = sys.modules.get("torch")
     gen = getattr(torch, "default_generator", None) if torch is not None else None

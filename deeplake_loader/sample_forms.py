@@ -7,8 +7,9 @@
 * ``IterableSample``: the dict ``ds.pytorch()`` samples come in (iterating its values).
 * ``data_form(...)`` / ``DataSample``: what ``tensor[i].data()`` gives: ``{"value": ...}``, plus
   ``"text"`` (label names) for class labels of a tensor with class names, ``"sample_info"`` for
-  images (the hidden ``_<tensor>_info`` tensor deeplake writes: exif, shape, format, filename,
-  modified; ``{}`` where it has none). ``decode_method="data"`` gives samples in this form; a
+  images, dicom and nifti (the hidden ``_<tensor>_info`` tensor deeplake writes: exif, shape,
+  format, filename, modified; ``{}`` where it has none); point clouds and meshes as a dict of
+  named columns (video's ``{"frames", "timestamps", "sample_info"}`` is made by ``Tensor.data``). ``decode_method="data"`` gives samples in this form; a
   ``DataSample`` is a dict that the default collate merges key by key, as torch's collate merges
   dicts (values stacked, lists of label names transposed).
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 IMAGE_HTYPES = ("image", "image.rgb", "image.gray", "dicom", "nifti")
+# htypes whose data() form reads the per-sample info deeplake keeps in ``_<tensor>_info``
+INFO_HTYPES = IMAGE_HTYPES + ("point_cloud", "mesh", "video")
 
 
 def numpy_form(base_htype: str, value):
@@ -55,7 +58,20 @@ def info_tensor_key(meta: dict):
     return None
 
 
-def data_form(base_htype: str, value, class_names=(), sample_info=None) -> DataSample:
+def data_form(base_htype: str, value, class_names=(), sample_info=None, raw=None) -> DataSample:
+    """One sample's ``data()``. Point clouds: {dimension: column} (from the sample info's
+    dimensions; {} without info); meshes: {property or face column: array} read from the file
+    ``raw`` ({"value", "sample_info": {}} without info); polygons and audio: {"value"}."""
+    if base_htype == "point_cloud":
+        from .format.media.pointcloud import data_form as cloud_form
+
+        return DataSample(cloud_form(value, sample_info))
+    if base_htype == "mesh":
+        if not sample_info or raw is None:
+            return DataSample(value=value, sample_info={})
+        from .format.media.mesh import data_form as mesh_form
+
+        return DataSample(mesh_form(raw, sample_info))
     out = DataSample(value=value)
     if base_htype == "class_label" and class_names:
         out["text"] = label_text(value, class_names)
@@ -64,14 +80,18 @@ def data_form(base_htype: str, value, class_names=(), sample_info=None) -> DataS
     return out
 
 
-def data_column(reader, info_reader, values, rows) -> list:
-    """``data_form`` of each of ``values`` (samples of ``reader`` at source ``rows``)."""
+def data_column(reader, info_reader, values, rows, raws=None) -> list:
+    """``data_form`` of each of ``values`` (samples of ``reader`` at source ``rows``; ``raws``:
+    their stored files, which a mesh's form is read from)."""
     names = reader.class_names if reader.base_htype == "class_label" else ()
     infos = [None] * len(values)
-    if info_reader is not None and reader.base_htype in IMAGE_HTYPES:
+    if reader.base_htype == "mesh" and raws is None:
+        raws = reader.stored_bytes(rows)
+    if info_reader is not None and reader.base_htype in INFO_HTYPES:
         rows = [int(r) for r in rows]
         n = len(info_reader)
         known = [r for r in rows if r < n]
         got = dict(zip(known, info_reader.read_many(known))) if known else {}
         infos = [got.get(r) for r in rows]
-    return [data_form(reader.base_htype, v, names, i) for v, i in zip(values, infos)]
+    raws = raws if raws is not None else [None] * len(values)
+    return [data_form(reader.base_htype, v, names, i, b) for v, i, b in zip(values, infos, raws)]

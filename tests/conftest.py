@@ -10,6 +10,18 @@ def rng():
     return np.random.default_rng(20261124)
 
 
+@pytest.fixture(scope="session")
+def moto_s3():
+    """A moto S3 server on loopback with bucket 'lake' (tests.common.remote.MotoS3), for s3:// datasets
+    and links in any test folder."""
+    pytest.importorskip("moto.server", reason="moto[server] provides the local S3 endpoint")
+    pytest.importorskip("s3fs", reason="s3fs serves s3:// paths")
+    from tests.common.remote import MotoS3
+
+    with MotoS3("lake") as server:
+        yield server
+
+
 # --- deeplake 3.9.52 side venv (tests/common/dl3.py) -------------------------------------------
 
 import sys as _sys  # noqa: E402
@@ -55,3 +67,12 @@ def vector_copy(dl3_vectors, tmp_path):
         return dst
 
     return copy
+
+
+@pytest.fixture
+def seeded():
+    """seeded(n): deeplake_loader.random.seed(n) for this test, back to fresh entropy after it."""
+    from deeplake_loader import random as dl_random
+
+    yield dl_random.seed
+    dl_random.seed(None)

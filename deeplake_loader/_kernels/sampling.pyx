@@ -1,5 +1,6 @@
 """Weighted sampling kernels: Vose's alias method (O(n) build, O(1) per draw, with replacement)
-and weighted sampling without replacement (exponential keys, Efraimidis-Spirakis).
+and weighted sampling without replacement (exponential keys, Efraimidis-Spirakis); ``weighted_order``
+is ``sample_by(replace=False)``'s order over every row (Deep Lake's weighted reordering).
 
 Both are seeded through ``rng.pxd`` so a seed gives the same rows on every platform.
 """
@@ -14,9 +15,9 @@ from deeplake_loader._kernels.rng cimport Rng, rng_seed, rng_uniform, rng_below
 cnp.import_array()
 
 
-def check_weights(weights):
+def check_weights(weights, allow_zero=False):
     """(weights as contiguous float64, their sum); ValueError naming the first bad weight's index
-    when one is not finite or negative, or when they are empty or all zero."""
+    when one is not finite or negative, or when they are empty or (unless ``allow_zero``) all zero."""
     w = np.ascontiguousarray(weights, dtype=np.float64).reshape(-1)
     if w.size == 0:
         raise ValueError("weights are empty: there is nothing to sample from")
@@ -24,7 +25,7 @@ def check_weights(weights):
     if len(bad):
         raise ValueError(f"weights must be finite and non-negative; weight at index {int(bad[0])} is {float(w[bad[0]])!r}")
     total = w.sum()
-    if not total > 0:
+    if not total > 0 and not allow_zero:
         raise ValueError("weights sum to zero: at least one row needs a positive weight")
     return w, total
 
@@ -141,3 +142,20 @@ def sample_without_replacement(weights, int64_t size, uint64_t seed):
     else:
         part = np.arange(n)
     return part[np.argsort(keys[part], kind="stable")].astype(np.int64)
+
+
+def weighted_order(weights, size, uint64_t seed):
+    """Deep Lake's sampling without replacement over every row: the rows of positive weight in a
+    weighted random order (each next row drawn in proportion to the weights of those not drawn
+    yet), then the rows of weight 0 in dataset order; the first ``size`` of them (None: all; at
+    most every row)."""
+    w, _ = check_weights(weights, allow_zero=True)
+    cdef int64_t n = w.shape[0]
+    cdef int64_t want = n if size is None else min(int(size), n)
+    if want < 0:
+        raise ValueError(f"size must be >= 0, got {size}")
+    positive = int(np.count_nonzero(w))
+    first = sample_without_replacement(w, min(want, positive), seed) if positive else np.empty(0, np.int64)
+    if want <= positive:
+        return first
+    return np.concatenate([first, np.flatnonzero(w == 0)[:want - positive].astype(np.int64)])

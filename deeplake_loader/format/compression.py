@@ -1,4 +1,5 @@
-"""Codecs of the format (spec §7): lz4 blocks, per-sample image files, the chunk-wise image canvas."""
+"""Codecs of the format (spec §7): lz4 blocks, per-sample image files, the chunk-wise image canvas.
+Media files (video, audio, DICOM, NIfTI, LAS, PLY) are decoded by ``format/media``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ..errors import DecodeError, UnsupportedError
 IMAGE_CODECS = {"jpeg", "png", "webp", "bmp", "tiff", "jpeg2000", "gif", "apng"}
 KERNEL_CODECS = {"jpeg", "png"}  # decoded by _kernels.decode; the rest through Pillow
 BYTE_CODECS = {"lz4"}
-UNSUPPORTED_CODECS = {"mp4", "mkv", "avi", "mp3", "flac", "wav", "dcm", "nii", "nii.gz", "las", "ply", "stl"}
+UNSUPPORTED_CODECS = {"stl"}  # deeplake 3.9.52 reads STL meshes through numpy-stl; we do not
 ALIASES = {"jpg": "jpeg", "tif": "tiff", "jp2": "jpeg2000"}
 _PIL_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF",
                "jpeg2000": "JPEG2000", "gif": "GIF"}
@@ -25,10 +26,16 @@ def normalize(codec):
     return ALIASES.get(codec, codec)
 
 
-def check_supported(codec, *, tensor=None):
-    if codec is not None and codec not in IMAGE_CODECS | BYTE_CODECS:
+def check_supported(codec, *, tensor=None, chunk=False):
+    """UnsupportedError for a compression we do not read (``chunk``: as a chunk compression,
+    where media codecs never appear)."""
+    from .media import CODECS
+
+    known = IMAGE_CODECS | BYTE_CODECS | (set() if chunk else CODECS)
+    if codec is not None and codec not in known:
         raise UnsupportedError(f"compression '{codec}' of tensor '{tensor}' is not supported "
-                               "(supported: lz4, jpeg, png and the image formats Pillow reads)")
+                               "(supported: lz4, jpeg, png and the image formats Pillow reads, "
+                               + ("" if chunk else "mp4, mkv, avi, mp3, flac, wav, dcm, nii, nii.gz, las, ply") + ")")
 
 
 def lz4_decompress(buf) -> bytes:

@@ -190,6 +190,37 @@ class SequenceEncoder:
     def __len__(self):
         return int(self.table[-1, 2]) + 1 if len(self.table) else 0
 
+    @property
+    def num_items(self) -> int:
+        if not len(self.table):
+            return 0
+        n, start, last = self.table[-1]
+        first = int(self.table[-2, 2]) + 1 if len(self.table) > 1 else 0
+        return int(start + (last - first + 1) * n)
+
+    def append(self, n_items: int) -> None:
+        """One more sequence of ``n_items`` items, after the last (a run of equal lengths shares a row)."""
+        seq = len(self)
+        if len(self.table) and int(self.table[-1, 0]) == n_items:
+            table = self.table.copy()
+            table[-1, 2] = seq
+        else:
+            table = np.concatenate([self.table, np.array([[n_items, self.num_items, seq]], np.int64)])
+        self.table = table
+
+    def tobytes(self) -> bytes:
+        return version_header() + np.ascontiguousarray(self.table, dtype="<u4").tobytes()
+
+    def truncated(self, num_items: int) -> "SequenceEncoder":
+        """The sequences whose items all lie below ``num_items`` (a flush cut short leaves more)."""
+        out = SequenceEncoder(np.zeros((0, 3), np.int64))
+        for s in range(len(self)):
+            r = self.items(s)
+            if r.stop > num_items:
+                break
+            out.append(len(r))
+        return out
+
     def items(self, seq: int) -> range:
         rows, first = locate(self.table[:, 2], [seq])
         n, start, _ = self.table[rows[0]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CorruptDatasetError, DecodeError, DeepLakeLoaderError, RemoteReadError, UnsupportedError
-from . import compression
+from . import compression, media, polygon
 from .chunk import Chunk
 from .chunk_lru import ChunkLRU
 from .._kernels.chunk import parse_header
@@ -20,10 +20,24 @@ from .meta import loads, read_json
 _HEADER_GUESS = 65536
 _WHOLE_CHUNK = object()
 TEXT_HTYPES = {"text", "json", "list", "tag"}
-LINK_HTYPES = {"image", "image.rgb", "image.gray"}
+IMAGE_HTYPES = {"image", "image.rgb", "image.gray"}
+LINK_HTYPES = IMAGE_HTYPES | media.HTYPES
 SUPPORTED_HTYPES = {None, "generic", "image", "image.rgb", "image.gray", "class_label", "bbox", "bbox.3d",
                     "text", "json", "list", "tag", "embedding", "binary_mask", "segment_mask",
-                    "keypoints_coco", "point", "instance_label", "intrinsics"}
+                    "keypoints_coco", "point", "instance_label", "intrinsics", "polygon"} | media.HTYPES
+NO_CAST_HTYPES = {"dicom", "mesh"}  # deeplake returns these as the file decodes, not in the tensor's dtype
+
+
+class TiledLink:
+    """A linked tiled sample: its path array (the tile layout's shape), sample and tile shapes."""
+
+    __slots__ = ("paths", "sample_shape", "tile_shape")
+
+    def __init__(self, paths, sample_shape, tile_shape):
+        self.paths, self.sample_shape, self.tile_shape = paths, sample_shape, tile_shape
+
+    def __bool__(self):
+        return True
 
 
 class _Fetched:
@@ -153,14 +167,27 @@ class TensorReader:
         """UnsupportedError for htypes/codecs this reader does not decode."""
         if self.is_link:
             if self.base_htype not in LINK_HTYPES or self.seq is not None or self.links is None:
-                raise UnsupportedError(f"tensor '{self.name}' has htype {self.htype}: only link[image] "
-                                       "tensors are read")
+                raise UnsupportedError(f"tensor '{self.name}' has htype {self.htype}: links to images, video, "
+                                       "audio, dicom, nifti, point clouds and meshes are read, not sequences of them")
+            if self.media_family is not None:
+                media.require(self.media_family, tensor=self.name)
             return
         if self.meta.get("htype") not in SUPPORTED_HTYPES:
             raise UnsupportedError(f"tensor '{self.name}' has htype '{self.meta.get('htype')}', which is not "
-                                   "supported (video, audio, dicom, nifti, point_cloud, mesh, polygon, link)")
-        for c in (self.sample_compression, self.chunk_compression):
-            compression.check_supported(c, tensor=self.name)
+                                   "supported")
+        compression.check_supported(self.sample_compression, tensor=self.name)
+        compression.check_supported(self.chunk_compression, tensor=self.name, chunk=True)
+        if self.media_family is not None:
+            media.require(self.media_family, tensor=self.name)
+
+    @property
+    def media_family(self):
+        """video / audio / dicom / nifti / point_cloud / mesh when samples are such files, else None
+        (link tensors: their htype's family, whatever the linked files' suffixes)."""
+        fam = media.family_of(self.sample_compression)
+        if fam is None and self.base_htype in media.HTYPES and (self.is_link or self.sample_compression is None):
+            fam = self.base_htype if self.is_link else None
+        return fam
 
     # ------------------------------------------------------------------------------------ chunks
     def load_chunk(self, name: str, parts=None) -> Chunk:
@@ -204,12 +231,13 @@ class TensorReader:
             raise IndexError(f"index {int(bad[0])} is out of range for tensor '{self.name}' of length {n}")
         return rows
 
-    def chunk_plan(self, rows):
+    def chunk_plan(self, rows, *, items=False):
         """Group rows by chunk: [(chunk name or None, positions into rows, local indices)], in order of
-        first appearance. Tiled samples come as (None, [position], [row]) groups: read them with read()."""
-        rows = self._items(rows)
-        if self.seq is not None:
+        first appearance. Tiled samples come as (None, [position], [row]) groups: read them with read().
+        ``items``: rows are flat items of a sequence tensor."""
+        if self.seq is not None and not items:
             raise UnsupportedError(f"chunk plans of sequence tensor '{self.name}'; read whole sequences")
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1) if items else self._items(rows)
         out = []
         if not len(rows):
             return out
@@ -276,7 +304,37 @@ class TensorReader:
             return text
         return loads(text, tensor=self.name, index=row, key=key)
 
-    def _decode_array(self, raw, shape, row, key):
+    def _decode_media(self, raw, shape, row, key, frames=None):
+        """A media file (video, audio, dicom, nifti, las, ply) decoded as deeplake 3.9.52 reads it
+        (in the tensor's dtype, except for dicom and meshes); DecodeError naming tensor and row."""
+        sc = self.sample_compression
+        if 0 in shape:  # an empty sample (None appended)
+            return np.zeros(shape, self.dtype if self.dtype is not None and self.dtype != object else np.uint8)
+        try:
+            arr = media.decode(sc, raw, shape, frames=frames, tensor=self.name)
+        except DecodeError as e:
+            raise e.at(tensor=self.name, index=row, key=key, prefix=f"{sc} sample: ") from None
+        return self._cast_media(arr)
+
+    def _cast_media(self, arr):
+        if self.base_htype in NO_CAST_HTYPES or self.dtype is None or self.dtype == object:
+            return arr
+        return arr.astype(self.dtype, copy=False)
+
+    def _decode_polygons(self, raw, shape, row, key):
+        try:
+            if self.sample_compression == "lz4":
+                raw = compression.lz4_decompress(raw)
+            return polygon.decode(raw, self.dtype or np.float32, int(shape[-1]) if len(shape) else 0)
+        except (CorruptDatasetError, ValueError) as e:
+            reason = e.reason if isinstance(e, CorruptDatasetError) else str(e)
+            raise CorruptDatasetError(reason, tensor=self.name, index=row, key=key) from None
+
+    def _decode_array(self, raw, shape, row, key, frames=None):
+        if self.base_htype == "polygon":
+            return self._decode_polygons(raw, shape, row, key)
+        if media.family_of(self.sample_compression) is not None:
+            return self._decode_media(raw, shape, row, key, frames)
         dtype = self.dtype or np.dtype(np.uint8)
         if 0 in shape:
             return np.zeros(shape, dtype)
@@ -293,15 +351,15 @@ class TensorReader:
             raise CorruptDatasetError(f"payload of {len(raw)} bytes does not hold a {dtype} sample of shape "
                                       f"{shape} ({e})", tensor=self.name, index=row, key=key) from None
 
-    def _read_item(self, item: int):
+    def _read_item(self, item: int, frames=None):
         if self.is_link:
-            return self._read_links(np.array([item], np.int64))[0]
+            return self._read_links(np.array([item], np.int64), frames=frames)[0]
         if item in self.tiles:
             return self._read_tiled(item)
         erow, local = self.enc.locate([item])
         name = ChunkIdEncoder.name(self.enc.table[erow[0], 0])
         if self.storage.prefers_ranges and not self.is_cached(name) and self.chunk_compression is None:
-            value = self._read_item_ranged(item, name, int(local[0]))
+            value = self._read_item_ranged(item, name, int(local[0]), frames)
             if value is not _WHOLE_CHUNK:
                 return value
         try:
@@ -315,11 +373,11 @@ class TensorReader:
             shape = chunk.shape(local)
             if self.chunk_compression is not None and self.chunk_compression not in compression.BYTE_CODECS:
                 return chunk.canvas_sample(local).astype(self.dtype or np.uint8, copy=False)
-            return self._decode_array(chunk.payload(local), shape, item, chunk.key)
+            return self._decode_array(chunk.payload(local), shape, item, chunk.key, frames)
         except (CorruptDatasetError, DecodeError) as e:
             raise self._wrap(e, item) from None
 
-    def _read_item_ranged(self, item: int, name: str, local: int):
+    def _read_item_ranged(self, item: int, name: str, local: int, frames=None):
         """One sample of a remote chunk with two range reads: the header (first 64 kB, the same
         guess deeplake makes), then the sample's bytes. _WHOLE_CHUNK when the whole chunk is needed."""
         key = self.vs.chunk_key(self.key, name)
@@ -352,7 +410,7 @@ class TensorReader:
         if self.is_text:
             return self._decode_text(raw, item, key)
         try:
-            return self._decode_array(raw, header.shape(local), item, key)
+            return self._decode_array(raw, header.shape(local), item, key, frames)
         except CorruptDatasetError as e:
             raise self._wrap(e, item) from None
 
@@ -388,26 +446,98 @@ class TensorReader:
             out[sl + (Ellipsis,)] = tile
         return out
 
-    def read(self, row: int):
-        """The decoded sample: ndarray, str (text), dict/list (json/list/tag); a list of items for
-        sequence tensors."""
+    def read(self, row: int, frames=None):
+        """The decoded sample: ndarray, str (text), dict/list (json/list/tag), a list of arrays
+        (polygon); a list of items for sequence tensors. ``frames`` (video): an int or slice of
+        frames, the only ones decoded."""
         self.check_readable()
         (row,) = self._items([row])
         if self.seq is not None:
             return [self._read_item(i) for i in self._seq_items(int(row))]
-        return self._read_item(int(row))
+        return self._read_item(int(row), frames)
 
     def read_many(self, rows):
         """Samples of rows (a list); image files of one chunk go to the batch kernel together."""
         self.check_readable()
         rows = self._items(rows)
-        if self.is_link:
+        if self.is_link and self.media_family is None:
             return self._read_links(rows)
+        if self.seq is None and self.media_family is not None and not self.tiles:
+            import os
+
+            return self.decode_media(self.stored_bytes(rows), rows, threads=min(4, os.cpu_count() or 1))
         if self.seq is None and not self.is_text and self.sample_compression in compression.KERNEL_CODECS:
             return self._read_images(rows)
         if self.seq is None and (self.chunk_compression is None or self.chunk_compression in compression.BYTE_CODECS):
             return self._read_grouped(rows)
         return [self.read(int(r)) if self.seq is not None else self._read_item(int(r)) for r in rows]
+
+    def shapes(self, rows) -> list:
+        """The stored shape of each row (chunk shape tables; link tensors: None, the file decides)."""
+        rows = self._items(rows)
+        out = [None] * len(rows)
+        if self.is_link:
+            return out
+        for name, pos, local in self.chunk_plan(rows):
+            if name is None:
+                out[pos[0]] = tuple(self.tiles[int(rows[pos[0]])][0])
+                continue
+            chunk = self._chunk_for(name, rows[pos[0]])
+            for p, shape in zip(pos, self._chunk_call(chunk.shapes_of, rows, pos, local).tolist()):
+                out[p] = tuple(int(x) for x in shape)
+        return out
+
+    def decode_media(self, bufs, rows, *, threads=1, alloc=None):
+        """The media files ``bufs`` of ``rows`` (their stored payloads, or fetched linked files)
+        decoded on ``threads`` threads, in the tensor's dtype as ``read`` gives them (a list);
+        DecodeError naming tensor and row. ``alloc(shape, dtype)``: when every row is a video of
+        one stored shape, the frames are decoded straight into one (rows, frames, H, W, 3) array
+        it gives (the loader's pooled batch memory), which is returned instead of a list."""
+        if alloc is not None and not self.is_link and media.family_of(self.sample_compression) == "video" \
+                and len(rows):
+            shapes = self.shapes(rows)
+            if len(set(shapes)) == 1 and 0 not in shapes[0] and self.dtype == np.uint8:
+                out = alloc((len(rows),) + shapes[0], np.uint8)
+                try:
+                    media.decode_many(self.sample_compression, bufs, shapes, threads=threads, tensor=self.name,
+                                      outs=list(out))
+                except DecodeError as e:
+                    k = e.position or 0
+                    raise e.at(tensor=self.name, index=int(rows[k]), prefix=f"{self.sample_compression} sample: ") \
+                        from None
+                return out
+        rows = np.asarray(rows, np.int64)
+        out = [None] * len(rows)
+        if self.is_link:
+            paths = self.link_paths(rows)
+            todo = [k for k in range(len(rows)) if len(bufs[k])]
+            codecs = [self.sample_compression if self.sample_compression in media.CODECS else
+                      media.sniff(bufs[k], paths[k]) for k in todo]
+            for k, c in zip(todo, codecs):
+                if media.family_of(c) is None:
+                    raise DecodeError(f"linked file '{paths[k]}' is not a {self.base_htype} file this reader knows",
+                                      tensor=self.name, index=int(rows[k]))
+            shapes, cast = [None] * len(todo), False
+        else:
+            stored = self.shapes(rows)
+            todo = [k for k in range(len(rows)) if 0 not in stored[k]]
+            for k in set(range(len(rows))) - set(todo):  # empty samples (None appended)
+                out[k] = self._decode_media(b"", stored[k], int(rows[k]), None)
+            codecs, shapes, cast = self.sample_compression, [stored[k] for k in todo], True
+        try:
+            got = media.decode_many(codecs, [bufs[k] for k in todo], shapes, threads=threads, tensor=self.name)
+        except DecodeError as e:
+            k = todo[e.position or 0]
+            prefix = f"{self.sample_compression} sample: " if not self.is_link else \
+                f"linked file '{self.link_paths([rows[k]])[0]}': "
+            raise e.at(tensor=self.name, index=int(rows[k]), prefix=prefix) from None
+        for k, arr in zip(todo, got):
+            out[k] = self._cast_media(arr) if cast else arr
+        for k in range(len(rows)):
+            if out[k] is None:
+                out[k] = np.zeros((0,) * max(len(self.max_shape), 1), self.dtype if self.dtype not in (None, object)
+                                  else np.uint8)
+        return out
 
     def _remote_single(self, rows) -> bool:
         """One row of a remote dataset whose chunk is not cached: read it with range requests."""
@@ -459,10 +589,14 @@ class TensorReader:
         return out
 
     def link_paths(self, rows) -> list:
-        """The path or URL each link sample holds (chunk payloads are UTF-8 text)."""
+        """The path or URL each link sample holds (chunk payloads are UTF-8 text); a ``TiledLink``
+        for a linked tiled sample (``deeplake.link_tiled``: an array of paths, one per tile)."""
         rows = np.asarray(rows, np.int64)
         out = [None] * len(rows)
         for name, pos, local in self.chunk_plan(rows):
+            if name is None:  # a linked tiled sample
+                out[pos[0]] = self._tiled_link(int(rows[pos[0]]))
+                continue
             chunk = self._chunk_for(name, rows[pos[0]])
             ranges = self._chunk_call(chunk.byte_ranges, rows, pos, local)
             for k, p in enumerate(pos):
@@ -470,33 +604,113 @@ class TensorReader:
                 try:
                     out[p] = raw.decode("utf-8")
                 except UnicodeDecodeError:
-                    raise UnsupportedError(f"link sample {int(rows[p])} of tensor '{self.name}' is not a path "
-                                           "(a linked tiled sample?); only plain links are read") from None
+                    raise CorruptDatasetError("link sample is not a UTF-8 path", tensor=self.name, index=int(rows[p]),
+                                              key=chunk.key) from None
         return out
 
+    def _tiled_link(self, item: int) -> "TiledLink":
+        """The path array of a linked tiled sample: its chunk's one payload is ``version, ndim byte,
+        ndim x uint32 LE layout, NUL-terminated ASCII paths`` (C order)."""
+        rows = self.enc.rows_of(item)
+        chunk = self._chunk_for(ChunkIdEncoder.name(self.enc.table[rows[0], 0]), item)
+        raw = bytes(chunk.payload(0))
+        try:
+            o = 1 + raw[0]
+            ndim = raw[o]
+            layout = tuple(int(x) for x in np.frombuffer(raw, "<u4", ndim, o + 1))
+            paths = raw[o + 1 + 4 * ndim:].split(b"\x00")
+            paths = [p.decode("ascii") for p in paths[:-1]] if paths and paths[-1] == b"" else None
+            if paths is None or len(paths) != int(np.prod(layout)):
+                raise ValueError(f"{0 if paths is None else len(paths)} paths for a layout of {layout}")
+        except (IndexError, ValueError, UnicodeDecodeError) as e:
+            raise CorruptDatasetError(f"linked tiled sample does not parse ({e})", tensor=self.name, index=item,
+                                      key=chunk.key) from None
+        sample_shape, tile_shape = self.tiles[item]
+        return TiledLink(np.array(paths, dtype=object).reshape(layout), tuple(sample_shape), tuple(tile_shape))
+
     def _fetch_links(self, rows) -> list:
+        """The bytes of each row's linked file (a list of them, in the path array's C order, for
+        a linked tiled sample)."""
         paths = self.link_paths(rows)
         keys = [self.links.key_of(self.creds_table, int(r), self.name) for r in rows]
         bufs = [b""] * len(rows)
-        todo = [k for k, p in enumerate(paths) if p]  # an empty path is an empty sample
-        got = self.links.fetch_many([paths[k] for k in todo], [keys[k] for k in todo], tensor=self.name,
-                                    rows=[int(rows[k]) for k in todo])
-        for k, b in zip(todo, got):
-            bufs[k] = b
+        flat, where = [], []
+        for k, p in enumerate(paths):
+            if isinstance(p, TiledLink):
+                for t in p.paths.flat:
+                    flat.append((t, keys[k], int(rows[k])))
+                    where.append(k)
+                bufs[k] = []
+            elif p:  # an empty path is an empty sample
+                flat.append((p, keys[k], int(rows[k])))
+                where.append(k)
+        got = self.links.fetch_many([f[0] for f in flat], [f[1] for f in flat], tensor=self.name,
+                                    rows=[f[2] for f in flat])
+        for k, b in zip(where, got):
+            if isinstance(bufs[k], list):
+                bufs[k].append(b)
+            else:
+                bufs[k] = b
         return bufs
 
-    def _read_links(self, rows) -> list:
-        """Link samples: fetch each linked file, decode it by its own type."""
+    def _read_links(self, rows, frames=None) -> list:
+        """Link samples: fetch each linked file, decode it by its own type (images in the tensor's
+        dtype; media files as deeplake returns them for links, in the dtype they decode to)."""
         self.check_readable()
         bufs = self._fetch_links(rows)
+        paths = None
+        out = [None] * len(rows)
+        for k, b in enumerate(bufs):
+            if isinstance(b, list):  # a linked tiled sample
+                if paths is None:
+                    paths = self.link_paths(rows)
+                out[k] = self._assemble_tiles(paths[k], b, int(rows[k]))
+        plain = [k for k in range(len(rows)) if out[k] is None]
+        if self.media_family is None:
+            try:
+                arrs = compression.decode_files([bufs[k] for k in plain])
+            except DecodeError as e:
+                p = plain[e.position if e.position is not None else 0]
+                raise e.at(tensor=self.name, index=int(rows[p]),
+                           prefix=f"linked file '{self.link_paths([rows[p]])[0]}': ") from None
+            dtype = self.dtype or np.dtype(np.uint8)
+            for k, a in zip(plain, arrs):
+                out[k] = np.zeros((0, 0, 0), dtype) if a is None else a.astype(dtype, copy=False)
+            return out
+        for k in plain:
+            if not len(bufs[k]):
+                out[k] = np.zeros((0,) * max(len(self.max_shape), 1), self.dtype or np.uint8)
+                continue
+            path = self.link_paths([rows[k]])[0]
+            codec = media.sniff(bufs[k], path) if self.sample_compression not in media.CODECS else \
+                self.sample_compression
+            if media.family_of(codec) is None:
+                raise DecodeError(f"linked file '{path}' is not a {self.base_htype} file this reader knows",
+                                  tensor=self.name, index=int(rows[k]))
+            try:
+                out[k] = media.decode(codec, bufs[k], None, frames=frames, tensor=self.name)
+            except DecodeError as e:
+                raise e.at(tensor=self.name, index=int(rows[k]), prefix=f"linked file '{path}': ") from None
+        return out
+
+    def _assemble_tiles(self, link, bufs, row):
+        """A linked tiled sample: each tile's file decoded and put at its place in the layout."""
         try:
-            arrs = compression.decode_files(bufs)
+            tiles = compression.decode_files(bufs)
         except DecodeError as e:
             p = e.position if e.position is not None else 0
-            raise e.at(tensor=self.name, index=int(rows[p]),
-                       prefix=f"linked file '{self.link_paths([rows[p]])[0]}': ") from None
-        dtype = self.dtype or np.dtype(np.uint8)
-        return [np.zeros((0, 0, 0), dtype) if a is None else a.astype(dtype, copy=False) for a in arrs]
+            raise e.at(tensor=self.name, index=row, prefix=f"linked tile '{link.paths.flat[p]}': ") from None
+        out = np.zeros(link.sample_shape, self.dtype or np.uint8)
+        for k, (coord, tile) in enumerate(zip(np.ndindex(*link.paths.shape), tiles)):
+            tile = np.zeros((0,), out.dtype) if tile is None else tile.reshape(tile.shape[:len(link.tile_shape)])
+            start = [c * t for c, t in zip(coord, link.tile_shape)] + [0] * (out.ndim - len(coord))
+            sl = tuple(slice(a, a + n) for a, n in zip(start, tile.shape))
+            if tile.shape != out[sl].shape:
+                raise CorruptDatasetError(f"linked tile '{link.paths.flat[k]}' has shape {tile.shape}; its place in the "
+                                          f"sample of shape {link.sample_shape} holds {out[sl].shape}",
+                                          tensor=self.name, index=row)
+            out[sl] = tile
+        return out
 
     def _fit(self, arr, shape, row, key):
         """A decoded image in the sample shape the chunk header gives; an error naming the sample
@@ -520,16 +734,20 @@ class TensorReader:
 
     def shape_of(self, row: int) -> tuple:
         (row,) = self._items([row])
-        if self.seq is not None:
+        if self.seq is not None:  # items of different shapes: None where they differ (as deeplake)
             items = self._seq_items(int(row))
-            return (len(items),) + (self.shape_of_item(items[0]) if len(items) else ())
+            shapes = [self.shape_of_item(i) for i in items]
+            if not shapes:
+                return (0,)
+            dims = tuple(a[0] if len(set(a)) == 1 else None for a in zip(*shapes))
+            return (len(items),) + dims
         return self.shape_of_item(int(row))
 
     def shape_of_item(self, item: int) -> tuple:
-        if self.is_link:  # the chunk holds the path; the shape is the linked file's
-            return tuple(self._read_links(np.array([item], np.int64))[0].shape)
         if item in self.tiles:
             return tuple(self.tiles[item][0])
+        if self.is_link:  # the chunk holds the path; the shape is the linked file's
+            return tuple(self._read_links(np.array([item], np.int64))[0].shape)
         erow, local = self.enc.locate([item])
         chunk = self._chunk_for(ChunkIdEncoder.name(self.enc.table[erow[0], 0]), item)
         try:
@@ -540,13 +758,28 @@ class TensorReader:
     def stored_bytes(self, rows) -> list:
         """The stored payload of each row, without copies (e.g. the JPEG file of an image)."""
         rows = self._items(rows)
+        if self.seq is not None:  # a sequence's items' payloads, one after the other (deeplake's tobytes)
+            out = []
+            for r in rows.tolist():
+                items = np.asarray(list(self._seq_items(int(r))), np.int64)
+                out.append(b"".join(bytes(b) for b in self._item_bytes(items)) if len(items) else b"")
+            return out
+        return self._item_bytes(rows)
+
+    def _item_bytes(self, rows) -> list:
         if self.is_link:
-            return self._fetch_links(rows)
+            out = self._fetch_links(rows)
+            for k, b in enumerate(out):
+                if isinstance(b, list):
+                    raise UnsupportedError(f"sample {int(rows[k])} of tensor '{self.name}' is a linked tiled sample: "
+                                           "it has no single file (deeplake: 'Cannot read bytes for a link_tiled "
+                                           "sample')")
+            return out
         if self.chunk_compression is not None and self.chunk_compression not in compression.BYTE_CODECS:
             raise UnsupportedError(f"tensor '{self.name}' stores images as one {self.chunk_compression} canvas "
                                    "per chunk: samples have no stored bytes of their own")
         out = [None] * len(rows)
-        for name, pos, local in self.chunk_plan(rows):
+        for name, pos, local in self.chunk_plan(rows, items=self.seq is not None):
             if name is None:
                 raise UnsupportedError(f"sample {int(local[0])} of tensor '{self.name}' is tiled: it has no single "
                                        "stored payload")

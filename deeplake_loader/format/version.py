@@ -51,28 +51,35 @@ class VersionState:
                 raise CorruptDatasetError(f"expected a JSON object, found {type(self.info).__name__}", key=VC_KEY)
             if not isinstance(self.info.get("commits"), dict) or not isinstance(self.info.get("branches"), dict):
                 raise CorruptDatasetError("no 'commits'/'branches' objects", key=VC_KEY)
+        self._chunk_sets: dict = {}
+        self.move(branch=branch, commit=commit)
+
+    def move(self, branch: str = "main", commit: str | None = None) -> None:
+        """Re-point this state at the head of ``branch`` or at ``commit`` (its ``info`` kept):
+        ``ds.checkout``. Views and writers holding this object follow."""
         commits, branches = self.info["commits"], self.info["branches"]
         if commit is not None:
             if commit not in commits:
                 raise DeepLakeLoaderError(f"commit '{commit}' does not exist; commits: {sorted(commits)}")
-            self.head, self.branch = commit, commits[commit].get("branch", branch)
+            head, branch = commit, commits[commit].get("branch", branch)
         else:
             if branch not in branches:
                 raise DeepLakeLoaderError(f"branch '{branch}' does not exist; branches: {sorted(branches)}")
-            self.head, self.branch = branches[branch], branch
-        self.chain = [self.head]
+            head = branches[branch]
+        chain = [head]
         while True:
-            node = commits.get(self.chain[-1])
+            node = commits.get(chain[-1])
             if node is None:
-                raise CorruptDatasetError(f"commit '{self.chain[-1]}' is referenced but not described",
+                raise CorruptDatasetError(f"commit '{chain[-1]}' is referenced but not described",
                                           key=VC_KEY)
             parent = node.get("parent")
             if parent is None:
                 break
-            if parent in self.chain:
+            if parent in chain:
                 raise CorruptDatasetError("the commit graph has a cycle", key=VC_KEY)
-            self.chain.append(parent)
-        self._chunk_sets: dict = {}
+            chain.append(parent)
+        self.head, self.branch, self.chain = head, branch, chain
+        self._chunk_sets.clear()
 
     @property
     def is_head_of_branch(self) -> bool:

@@ -17,11 +17,14 @@ import uuid
 
 import numpy as np
 
-from ..errors import CorruptDatasetError, DeepLakeLoaderError, UnsupportedError
-from . import FIRST_COMMIT_ID, FORMAT_VERSION, compression
+from ..errors import (CorruptDatasetError, DecodeError, DeepLakeLoaderError, InvalidTensorGroupNameError,
+                      InvalidTensorNameError, LinkedFileError, SampleAppendError, SampleExtendError,
+                      TensorAlreadyExistsError, UnsupportedError)
+from . import FIRST_COMMIT_ID, FORMAT_VERSION, compression, media, polygon
 from . import htypes as H
 from .chunk import Chunk, serialize
-from .encoders import ChunkIdEncoder, TileEncoder
+from .encoders import ChunkIdEncoder, SequenceEncoder, TileEncoder, version_header
+from .links import Links, parse_creds_index
 from .meta import dumps_meta, dumps_sample, read_json
 from .version import VC_KEY, prefix
 
@@ -44,17 +47,22 @@ def create_dataset(storage) -> None:
     storage.put(VC_KEY, json.dumps(vc).encode())
 
 
-class SampleError(DeepLakeLoaderError, ValueError):
-    """A sample that cannot be stored in its tensor (names tensor and position in the call)."""
+class SampleError(SampleAppendError, SampleExtendError, ValueError):
+    """A sample that cannot be stored in its tensor (names tensor and position in the call); caught
+    by deeplake's names for it from append() and from extend()."""
 
 
 class Stored:
-    """One sample in stored form: its shape and payload (bytes), or the array for image canvases."""
+    """One sample in stored form: its shape and payload (bytes), or the array for image canvases;
+    ``info``: what deeplake keeps for it in the hidden ``_<tensor>_info`` tensor (files appended
+    with ``read``); ``bounds``: the shape the tensor's shape bounds take from it when that is not
+    ``shape`` (a link sample stores its path, of shape (1,), and counts as the linked file's)."""
 
-    __slots__ = ("shape", "payload", "array")
+    __slots__ = ("shape", "payload", "array", "info", "bounds", "creds")
 
-    def __init__(self, shape, payload=b"", array=None):
+    def __init__(self, shape, payload=b"", array=None, info=None, bounds=None, creds=0):
         self.shape, self.payload, self.array = shape, payload, array
+        self.info, self.bounds, self.creds = info, bounds, creds
 
     @property
     def nbytes(self):
@@ -88,6 +96,13 @@ class TensorWriter:
                                         key=base + "chunks_index/unsharded")
         self.tiles = TileEncoder.parse(storage.get_or_none(base + "tiles_index/unsharded"), tensor=name,
                                        key=base + "tiles_index/unsharded")
+        self.seq = self.creds = None
+        if meta.get("is_sequence"):  # sequences: rows of the sequence index over the flat items
+            k = base + "sequence_index/unsharded"
+            self.seq = SequenceEncoder.parse(storage.get_or_none(k), tensor=name, key=k)
+        if meta.get("is_link"):  # link samples: which creds key each reaches its file with
+            k = base + "creds_index/unsharded"
+            self.creds = parse_creds_index(storage.get_or_none(k), tensor=name, key=k)
         self._forget_unflushed()
         self.tail = None  # the open last chunk (_Tail)
         self.dirty_chunks: dict = {}  # chunk id -> [Stored] to write
@@ -95,9 +110,7 @@ class TensorWriter:
         self.pending = 0
         self.info_dirty = new
         self.meta_dirty = new
-        if meta.get("is_sequence") or meta.get("is_link"):
-            raise UnsupportedError(f"appending to {'sequence' if meta.get('is_sequence') else 'link'} tensor "
-                                   f"'{name}' is not supported")
+        self._links = None  # format.links.Links, to verify linked files (made on first use)
 
     def _forget_unflushed(self):
         """tensor_meta.json is written last by flush(), so its length is what was committed. A flush
@@ -109,6 +122,14 @@ class TensorWriter:
         enc, tiles = self.enc.truncated(length), {g: v for g, v in self.tiles.entries.items() if g < length}
         self.index_dirty = enc is not self.enc or len(tiles) != len(self.tiles.entries)
         self.enc, self.tiles.entries = enc, tiles
+        if self.seq is not None and self.seq.num_items > length:
+            self.seq, self.index_dirty = self.seq.truncated(length), True
+        if self.creds is not None and len(self.creds) and int(self.creds[-1, 1]) >= length:
+            keep = self.creds[self.creds[:, 1] < length]
+            tail = self.creds[self.creds[:, 1] >= length][:1]
+            if length and (not len(keep) or int(keep[-1, 1]) < length - 1) and len(tail):
+                keep = np.concatenate([keep, [[tail[0, 0], length - 1]]])
+            self.creds, self.index_dirty = keep.astype(np.int64).reshape(-1, 2), True
 
     # ------------------------------------------------------------------------------- samples
     @property
@@ -125,21 +146,37 @@ class TensorWriter:
         return H.DEFAULT_TILING_THRESHOLD if t is None else t
 
     def prepare(self, samples):
-        """[Stored] for samples plus the meta changes they imply; raises SampleError naming the
-        tensor and position, changing nothing."""
-        plan = {"dtype": self.meta.get("dtype"), "class_names": list(self.info.get("class_names") or [])}
+        """[Stored] for samples (sequence tensors: their items, flat) plus the meta changes they
+        imply; raises SampleError naming the tensor and position, changing nothing."""
+        plan = {"dtype": self.meta.get("dtype"), "class_names": list(self.info.get("class_names") or []),
+                "seq": None}
         out = []
+        if self.seq is not None:
+            plan["seq"] = []
         for i, s in enumerate(samples):
             try:
-                out.append(self._prepare_one(s, plan))
+                if self.seq is None:
+                    out.append(self._prepare_one(s, plan))
+                    continue
+                if s is None:
+                    s = []
+                if isinstance(s, (str, bytes, dict)) or not hasattr(s, "__len__"):
+                    raise TypeError(f"a sample of a sequence tensor is a list of items, got {type(s).__name__}")
+                items = [self._prepare_one(x, plan) for x in s]
+                out.extend(items)
+                plan["seq"].append(len(items))
             except (SampleError, UnsupportedError):
                 raise
-            except (ValueError, TypeError, OverflowError) as e:
+            except (ValueError, TypeError, OverflowError, DecodeError, LinkedFileError, FileNotFoundError) as e:
                 raise SampleError(f"tensor '{self.name}': sample {i} of this append cannot be stored: {e}") from None
         return out, plan
 
     def _prepare_one(self, s, plan):
         h = self.htype
+        if self.meta.get("is_link"):
+            return self._prepare_link(s, plan)
+        if h == "polygon":
+            return self._prepare_polygons(s, plan)
         if h in H.TEXT:
             return self._prepare_text(s)
         if h == "class_label":
@@ -152,8 +189,14 @@ class TensorWriter:
                 shape = tuple(s.shape)
                 self._check_ndim(shape, plan)
                 plan["dtype"] = plan["dtype"] or "uint8"
-                return Stored(shape, s.buffer)
+                return Stored(shape, s.buffer, info=self._image_info(s))
+            if s.is_media or media.family_of(sc) is not None:
+                return self._prepare_media(s, plan)
             s = s.array
+        if media.family_of(sc) is not None and s is not None:
+            raise ValueError(f"In order to store {media.family_of(sc)} data, you should use "
+                             f"`deeplake_loader.read(path_to_file)` or create the tensor with sample_compression=None: "
+                             f"arrays are not compressed to {sc}")
         if s is None:
             return Stored(None)
         arr = np.asarray(s)
@@ -174,6 +217,72 @@ class TensorWriter:
             return Stored(arr.shape, compression.encode_image(arr, sc))
         raw = arr.tobytes()
         return Stored(arr.shape, compression.lz4_compress(raw) if sc == "lz4" else raw)
+
+    def _image_info(self, s):
+        """The info of an image file appended with read(): deeplake's keys (exif left empty)."""
+        return {"exif": {}, "shape": list(s.shape), "format": s.compression,
+                **({"filename": s.path} if s.path else {}), "modified": False}
+
+    def _prepare_media(self, s, plan):
+        """A media file appended as it is (deeplake cannot recompress media files)."""
+        sc = self.meta.get("sample_compression")
+        if s.compression != sc:
+            raise ValueError(f"the file is {s.compression!r} and the tensor's sample_compression is {sc!r}; media "
+                             "files are stored as they are, so they must match (deeplake refuses to recompress them)")
+        shape = tuple(int(x) for x in s.shape)
+        self._check_ndim(shape, plan)
+        if plan["dtype"] in (None, "Any", "List", "str"):
+            plan["dtype"] = np.dtype(s.dtype).name
+        info = s.meta
+        info["modified"] = False
+        return Stored(shape, s.buffer, info=info)
+
+    def _prepare_polygons(self, s, plan):
+        dtype = plan["dtype"] or "float32"
+        if s is not None and not isinstance(s, (list, tuple, np.ndarray)):
+            raise TypeError(f"a polygon sample is a list of (points, ndim) arrays, got {type(s).__name__}")
+        payload, shape = polygon.encode(s, dtype)
+        if shape is not None:
+            self._check_ndim(shape, plan)
+        plan["dtype"] = np.dtype(dtype).name
+        if self.meta.get("sample_compression") == "lz4":
+            payload = compression.lz4_compress(payload)
+        return Stored(shape, payload)
+
+    def _prepare_link(self, s, plan):
+        """A link sample: its path stored as text (shape (1,)), verified like deeplake's
+        ``verify=True``: the file is read and its shape is what the tensor's bounds and the hidden
+        shape tensor take."""
+        from ..sample import Link
+
+        if s is None:
+            return Stored((1,), b"", bounds=None, creds=0)
+        if isinstance(s, str):
+            raise TypeError("a link tensor takes deeplake_loader.link(path) samples, not plain strings")
+        if not isinstance(s, Link):
+            raise TypeError(f"a link tensor takes deeplake_loader.link(path) samples, got {type(s).__name__}")
+        if self._links is None:
+            self._links = Links(self.storage)
+        creds = 0
+        if s.creds_key is not None:
+            keys = self._links.creds_keys
+            if s.creds_key not in keys:
+                raise ValueError(f"creds key '{s.creds_key}' is not one of this dataset's creds keys {keys}")
+            creds = keys.index(s.creds_key) + 1
+        bounds, info = None, {}
+        if self.meta.get("verify", True):
+            buf = self._links.fetch(s.path, s.creds_key, tensor=self.name)
+            codec = media.sniff(buf, s.path) if self.htype in media.HTYPES else None
+            from ..sample import Sample
+
+            sample = Sample(s.path, buffer=buf, compression=codec)
+            bounds = tuple(int(x) for x in sample.shape)
+            if self.htype in H.INFO_HTYPES:
+                info = sample.meta if sample.is_media else self._image_info(sample)
+                info["modified"] = False
+            if plan["dtype"] in (None, "Any", "List", "str"):
+                plan["dtype"] = np.dtype(sample.dtype).name if sample.is_media else "uint8"
+        return Stored((1,), s.path.encode("utf-8"), info=info, bounds=bounds, creds=creds)
 
     def _prepare_text(self, s):
         h = self.htype
@@ -243,6 +352,8 @@ class TensorWriter:
 
     # -------------------------------------------------------------------------------- appending
     def _ndim(self):
+        if self.meta.get("is_link"):
+            return 1  # chunks hold paths
         return len(self.meta.get("max_shape") or [])
 
     def _load_tail(self):
@@ -300,7 +411,11 @@ class TensorWriter:
                 ndim = self._ndim() or len(plan.get("ndim_shape") or []) or (3 if self.htype in H.IMAGE else 0)
                 if ndim:
                     self._empty(s, ndim)
-            if s.shape is not None:
+            if self.creds is not None:
+                if s.bounds is not None:
+                    self._bounds(s.bounds)
+                self._creds_row(s.creds, g)
+            elif s.shape is not None:
                 self._bounds(s.shape)
             if self._tileable(s):
                 self._close_tail(g - 1)
@@ -316,8 +431,19 @@ class TensorWriter:
         if self.tail is not None:
             self.enc.set_last(length - 1)
         self.meta["length"] = length
+        for n in plan.get("seq") or ():
+            self.seq.append(n)
+        if plan.get("seq") is not None or self.creds is not None:
+            self.index_dirty = True
         self.pending += len(stored)
         self.meta_dirty = True
+
+    def _creds_row(self, enc, g):
+        """Item ``g`` reaches its file with creds encoding ``enc`` (runs of one encoding share a row)."""
+        if len(self.creds) and int(self.creds[-1, 0]) == enc and int(self.creds[-1, 1]) == g - 1:
+            self.creds[-1, 1] = g
+        else:
+            self.creds = np.concatenate([self.creds, np.array([[enc, g]], np.int64)])
 
     def _close_tail(self, last):
         """The open chunk ends at row ``last``: fix its chunk-index row before another row follows."""
@@ -343,6 +469,9 @@ class TensorWriter:
     def _tileable(self, s):
         if s.array is not None or self.htype in H.TEXT or self.meta.get("chunk_compression") is not None:
             return False
+        if self.meta.get("is_link") or self.htype == "polygon" or \
+                media.family_of(self.meta.get("sample_compression")) is not None:
+            return False  # files are stored whole (deeplake does not tile media files either)
         limit = self.tiling_threshold
         return (limit != -1 and s.nbytes > limit) or s.nbytes > self.max_chunk_size
 
@@ -429,6 +558,11 @@ class TensorWriter:
         if self.dirty_chunks or self.tile_chunks or self.new or self.index_dirty:
             self.storage.put(self.base + "chunks_index/unsharded", self.enc.tobytes())
             self.storage.put(self.base + "tiles_index/unsharded", self.tiles.tobytes())
+            if self.seq is not None:
+                self.storage.put(self.base + "sequence_index/unsharded", self.seq.tobytes())
+            if self.creds is not None:
+                self.storage.put(self.base + "creds_index/unsharded",
+                                 version_header() + np.ascontiguousarray(self.creds, "<u4").tobytes())
         if self.info_dirty or self.new:
             self.storage.put(self.base + "tensor_info.json", dumps_meta(self.info))
         if self.meta_dirty:
@@ -455,6 +589,15 @@ class TensorWriter:
         out = bytes([created, info_upd, transformed]) + struct.pack(">QQ", start, self.meta["length"]) + updated_tail
         self.storage.put(key, out)
 
+
+
+def _shape_of(s, parent):
+    """The shape deeplake's hidden shape tensor records for a prepared sample."""
+    if s.bounds is not None:
+        return s.bounds
+    if parent.meta.get("is_link"):
+        return (0,)
+    return s.shape if s.shape is not None else (0,) * max(parent._ndim(), 1)
 
 
 class DatasetWriter:
@@ -487,35 +630,78 @@ class DatasetWriter:
             self.tensors[key] = t
         return self.tensors[key]
 
-    def create_tensor(self, name, htype="generic", dtype=None, sample_compression=None, chunk_compression=None,
-                      max_chunk_size=None, tiling_threshold=None, hidden=False, **kwargs):
+    def create_tensor(self, name, htype="generic", dtype=None, sample_compression=H.UNSPECIFIED,
+                      chunk_compression=None, max_chunk_size=None, tiling_threshold=None, hidden=False, verify=True,
+                      **kwargs):
         names = self._names()
         if name in names:
-            raise DeepLakeLoaderError(f"tensor '{name}' already exists")
+            raise TensorAlreadyExistsError(name)
         if not name or name.startswith("/") or name.endswith("/") or "//" in name:
-            raise ValueError(f"invalid tensor name {name!r}")
+            raise InvalidTensorNameError(f"invalid tensor name {name!r}")
         if dtype is not None:
             dtype = np.dtype(dtype).name
+        base, _, is_link = H.split_htype(htype)
+        given = sample_compression is not H.UNSPECIFIED
+        if not given:
+            sample_compression = H.DEFAULT_SAMPLE_COMPRESSION.get(base)
         sample_compression = compression.normalize(sample_compression)
         chunk_compression = compression.normalize(chunk_compression)
         for c in (sample_compression, chunk_compression):
             compression.check_supported(c, tensor=name)
+        H.check_media_compression(name, base, sample_compression, chunk_compression, given)
         htype = htype or "generic"
         meta, info = H.new_tensor_meta(name, htype, dtype, sample_compression, chunk_compression, max_chunk_size,
                                        tiling_threshold, FORMAT_VERSION, kwargs)
+        meta["verify"] = bool(verify)  # link tensors: read each linked file when it is appended
+        hidden_specs = []  # the hidden tensors deeplake keeps in step with this one
+        if base in H.INFO_HTYPES and (base in H.MEDIA or is_link):
+            hidden_specs.append(("info", "json", {"extend": "extend_info", "flatten_sequence": True,
+                                                  "update": "update_info"}))
+        if is_link or H.split_htype(htype)[1]:  # deeplake reads link and sequence shapes from it
+            hidden_specs.append(("shape", "generic", {"extend": "extend_shape", "flatten_sequence": True,
+                                                      "update": "update_shape"}))
         key = name if name not in self.meta.get("tensors", []) else f"{name}_{secrets.token_hex(2)}"
+        if "/" in name:
+            self._add_group(name.rsplit("/", 1)[0])
         self.meta.setdefault("tensors", []).append(key)
         self.meta.setdefault("tensor_names", {})[name] = key
-        groups = self.meta.setdefault("groups", [])
-        parts = name.split("/")[:-1]
-        for i in range(len(parts)):
-            g = "/".join(parts[:i + 1])
-            if g not in groups:
-                groups.append(g)
         t = TensorWriter(self.storage, self.vs, name, key, meta, info, new=True)
         self.tensors[key] = t
+        for suffix, hidden_htype, link in hidden_specs:
+            parts = name.split("/")
+            hname = "/".join(parts[:-1] + [f"_{parts[-1]}_{suffix}"])
+            hmeta, hinfo = H.new_tensor_meta(hname, hidden_htype, "int64" if suffix == "shape" else None, None, None,
+                                             None, None, FORMAT_VERSION, {})
+            hmeta["hidden"] = True
+            if suffix in ("info", "shape"):
+                hmeta["max_chunk_size"] = 4_000_000
+            hkey = hname if hname not in self.meta["tensors"] else f"{hname}_{secrets.token_hex(2)}"
+            self.meta["tensors"].append(hkey)
+            self.meta["tensor_names"][hname] = hkey
+            self.meta.setdefault("hidden_tensors", []).append(hkey)
+            meta["links"][hkey] = link
+            self.tensors[hkey] = TensorWriter(self.storage, self.vs, hname, hkey, hmeta, hinfo, new=True)
         self.meta_dirty = True
         self.flush()
+
+    def create_group(self, name):
+        """A group (and its parent groups) in dataset_meta.json's ``groups``."""
+        if not name or name.startswith("/") or name.endswith("/") or "//" in name:
+            raise InvalidTensorGroupNameError(f"invalid group name {name!r}")
+        self._add_group(name)
+        self.meta_dirty = True
+        self.flush()
+
+    def _add_group(self, name):
+        """``name`` and its parents, deepest first as deeplake lists them (``a/b``, then ``a``); a
+        tensor of one of those names is a TensorAlreadyExistsError."""
+        names, groups, chain = self._names(), self.meta.setdefault("groups", []), []
+        while name:
+            if name in names:
+                raise TensorAlreadyExistsError(name)
+            chain.append(name)
+            name = name.rpartition("/")[0]
+        groups.extend(g for g in chain if g not in groups)
 
     def extend(self, columns: dict):
         """Append rows; every sample of every tensor (and of linked hidden tensors) is prepared before
@@ -526,24 +712,28 @@ class DatasetWriter:
             stored, plan = t.prepare(samples)
             prepared.append((t, stored, plan))
             for link_key, spec in (t.meta.get("links") or {}).items():
-                prepared.append(self._linked(t, link_key, spec, stored))
+                prepared.append(self._linked(t, link_key, spec, stored, plan))
         for t, stored, plan in prepared:
             t.add(stored, plan)
 
-    def _linked(self, parent, link_key, spec, stored):
+    def _linked(self, parent, link_key, spec, stored, plan):
         """Samples of a hidden tensor that deeplake keeps in step with its parent (spec §3 links)."""
         fn = spec.get("extend")
         by_key = {k: n for n, k in self._names().items()}
         if link_key not in by_key:
             raise CorruptDatasetError(f"linked tensor key '{link_key}' is not in the dataset", tensor=parent.name)
         t = self._tensor(by_key[link_key])
+        per_sequence = plan.get("seq") is not None and not spec.get("flatten_sequence")
         if fn == "extend_id":
-            values = [np.array([uuid.uuid4().int >> 64], np.uint64) for _ in stored]
+            n = len(plan["seq"]) if per_sequence else len(stored)
+            values = [np.array([uuid.uuid4().int >> 64], np.uint64) for _ in range(n)]
+        elif per_sequence:
+            raise UnsupportedError(f"tensor '{parent.name}' keeps '{fn}' per sequence, which deeplake_loader "
+                                   "cannot update")
         elif fn == "extend_shape":
-            values = [np.array(s.shape if s.shape is not None else (0,) * max(parent._ndim(), 1), np.int64)
-                      for s in stored]
+            values = [np.array(_shape_of(s, parent), np.int64) for s in stored]
         elif fn == "extend_info":
-            values = [{} for _ in stored]
+            values = [dict(s.info) if s.info else {} for s in stored]
         elif fn == "extend_len":
             values = [np.array([s.shape[0] if s.shape else 0], np.int64) for s in stored]
         else:
@@ -580,27 +770,67 @@ class DatasetWriter:
         self.flush()
         vs = self.vs
         old, new = vs.head, secrets.token_hex(20)
-        src, dst = prefix(old), prefix(new)
-        for name in ("dataset_meta.json", "dataset_info.json"):
-            data = self.storage.get_or_none(src + name)
-            if data is not None:
-                self.storage.put(dst + name, data)
-        for key in self.meta.get("tensors", []):
-            for f in _COPIED_PER_TENSOR:
-                data = self.storage.get_or_none(f"{src}{key}/{f}")
-                if data is not None:
-                    self.storage.put(f"{dst}{key}/{f}", data)
-            self.storage.put(f"{dst}{key}/chunk_set", b"")
+        copy_metas(self.storage, old, new, self.meta.get("tensors", []))
         commits = vs.info["commits"]
         node = commits[old]
         node.update(commit_message=message, commit_time=time.time())
         node.setdefault("children", []).append(new)
         commits[new] = _node(vs.branch, old)
         vs.info["branches"][vs.branch] = new
-        self.storage.put(src + "commit_info.json", json.dumps(node).encode())
+        self.storage.put(prefix(old) + "commit_info.json", json.dumps(node).encode())
         self.storage.put(VC_KEY, vs.dumps())
         vs.head = new
         vs.chain.insert(0, new)
         vs.forget_chunk_sets()
         self.tensors.clear()
         return old
+
+
+def copy_metas(storage, src: str, dst: str, tensor_keys) -> None:
+    """The metadata of commit ``src`` copied into the folder of a new head ``dst``, with an empty
+    chunk_set per tensor: chunks stay where they are (spec §8.2; a commit and a new branch alike)."""
+    a, b = prefix(src), prefix(dst)
+    for name in ("dataset_meta.json", "dataset_info.json"):
+        data = storage.get_or_none(a + name)
+        if data is not None:
+            storage.put(b + name, data)
+    for key in tensor_keys:
+        for f in _COPIED_PER_TENSOR:
+            data = storage.get_or_none(f"{a}{key}/{f}")
+            if data is not None:
+                storage.put(f"{b}{key}/{f}", data)
+        storage.put(f"{b}{key}/chunk_set", b"")
+
+
+def create_branch(storage, vs, name: str, source: str | None = None) -> str:
+    """A new branch ``name`` whose head is a child of commit ``vs.head`` (deeplake's
+    ``checkout(name, create=True)``), with the metadata of ``source`` (default ``vs.head``);
+    ``vs`` then points at the new head. Returns its id."""
+    commits = vs.info["commits"]
+    parent, new = vs.head, secrets.token_hex(20)
+    source = parent if source is None else source
+    meta = read_json(storage, prefix(source) + DATASET_META, default={})
+    copy_metas(storage, source, new, meta.get("tensors", []))
+    node = commits[parent]
+    node.setdefault("children", []).append(new)
+    commits[new] = _node(name, parent)
+    vs.info["branches"][name] = new
+    storage.put(prefix(new) + "commit_info.json", json.dumps(commits[new]).encode())
+    storage.put(prefix(parent) + "commit_info.json", json.dumps(node).encode())
+    storage.put(VC_KEY, vs.dumps())
+    vs.move(branch=name)
+    return new
+
+
+def head_has_changes(storage, vs) -> bool:
+    """deeplake's test before it branches off a head: the FIRST commit always counts as changed;
+    another head has changes when a tensor has a commit_diff there (created or appended to) or its
+    dataset meta / info differ from its parent's."""
+    if vs.head == FIRST_COMMIT_ID:
+        return True
+    here, parent = prefix(vs.head), prefix(vs.chain[1]) if len(vs.chain) > 1 else ""
+    meta = read_json(storage, here + DATASET_META, default={})
+    if any(storage.exists(f"{here}{key}/commit_diff") for key in meta.get("tensors", [])):
+        return True
+    return any(storage.get_or_none(here + name) != storage.get_or_none(parent + name)
+               for name in (DATASET_META, "dataset_info.json"))

@@ -12,20 +12,19 @@ class Batch(dict):
         return iter(self.values())
 
 
-def converter(mode: str, htypes: dict):
-    """A function batch -> framework batch for mode 'pytorch' | 'tensorflow' | 'numpy' | None."""
+def converter(mode: str):
+    """A function batch -> framework batch for mode 'pytorch' | 'tensorflow' | 'numpy' | None. It
+    changes containers and array types only: the values' dtypes are the batch's own
+    (pipeline/collate.py)."""
     if mode == "pytorch":
         from .torch import convert
     elif mode == "tensorflow":
         from .tensorflow import convert
     else:
         from .numpy import convert
-    return lambda batch: convert(batch, htypes)
+    return convert
 
 
 def converter_for(cfg):
-    """The converter of a loader config's framework (its mode), with its tensors' htypes."""
-    from ..pipeline import plan
-
-    htypes = {n: cfg.dataset._reader(n).base_htype for n in plan.selected_tensors(cfg)}
-    return converter(cfg.mode, htypes)
+    """The converter of a loader config's framework (its mode)."""
+    return converter(cfg.mode)

@@ -3,5 +3,5 @@
 from . import Batch
 
 
-def convert(batch, htypes):
+def convert(batch):
     return Batch(batch) if isinstance(batch, dict) else batch

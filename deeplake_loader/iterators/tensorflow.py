@@ -20,6 +20,7 @@ import json
 
 import numpy as np
 
+from .. import random as dl_random
 from ..pipeline.memory import ALIGN
 from . import Batch
 
@@ -49,12 +50,11 @@ def hand_over(arr: np.ndarray):
     return tf.convert_to_tensor(arr)
 
 
-def to_tf(v, htype=None):
+def to_tf(v):
+    """One batch value as TensorFlow holds it (its dtype decided by pipeline/collate.py)."""
     import tensorflow as tf
 
     if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
-        if htype == "class_label":
-            v = v.astype(np.int64)
         return hand_over(v)
     if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
         return tf.constant(v, dtype=tf.string)
@@ -65,9 +65,9 @@ def to_tf(v, htype=None):
     return v
 
 
-def convert(batch, htypes):
+def convert(batch):
     if isinstance(batch, dict):
-        return Batch({k: to_tf(v, htypes.get(k)) for k, v in batch.items()})
+        return Batch({k: to_tf(v) for k, v in batch.items()})
     if isinstance(batch, (list, tuple)):  # a transform's tuple or list
         return type(batch)(to_tf(v) for v in batch)
     return to_tf(batch)
@@ -102,13 +102,19 @@ def dataset(loader):
     pending = [(first, started)]
 
     def batches():
+        # tf.data pulls on a thread of its own while the training step runs: transforms here must
+        # not reseed the process-wide generators (random.isolated)
         if pending:  # the epoch already started for the spec
             head, rest = pending.pop()
             yield dict(head)
             del head
         else:
             rest = iter(loader)
-        for b in rest:
+        while True:
+            with dl_random.isolated():
+                b = next(rest, None)
+            if b is None:
+                return
             yield dict(b)
 
     out = tf.data.Dataset.from_generator(batches, output_signature=spec)

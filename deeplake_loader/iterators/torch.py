@@ -1,23 +1,22 @@
-"""Batches as torch tensors, zero-copy over the loader's pooled memory: class labels int64,
-uint16 -> int32 and uint32/uint64 -> int64 (torch has no wide unsigned types). A transform's
-tuple or list becomes a list of tensors; values inside a dict value (``decode_method="data"``)
-become tensors of their stored dtype, as Deep Lake's collate leaves them. ``pin`` for
-``pin_memory=True`` where an accelerator exists."""
+"""Batches as torch tensors, zero-copy over the loader's pooled memory. The dtypes are already the
+batch's (pipeline/collate.py decides them: class labels int64 where no user code ran, a
+transform's output as it returned it); only uint16 -> int32 and uint32/uint64 -> int64 are widened,
+without loss (torch's ops do not take wide unsigned types). A transform's tuple or list becomes a
+list of tensors; values inside a dict value (``decode_method="data"``) become tensors of their
+stored dtype, as Deep Lake's collate leaves them. ``pin`` for ``pin_memory=True`` where an
+accelerator exists."""
 
 import numpy as np
 import torch
 
+from ..pipeline.collate import TORCH_WIDEN
 from . import Batch
 
-_WIDEN = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64, np.dtype(np.uint64): np.int64}
 
-
-def to_torch(v, htype=None):
+def to_torch(v):
     if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
-        if htype == "class_label":
-            v = v.astype(np.int64)
-        elif v.dtype in _WIDEN:
-            v = v.astype(_WIDEN[v.dtype])
+        if v.dtype in TORCH_WIDEN:
+            v = v.astype(TORCH_WIDEN[v.dtype])
         return torch.from_numpy(v)
     if isinstance(v, dict):
         return {k: _as_stored(x) for k, x in v.items()}
@@ -34,9 +33,9 @@ def _as_stored(v):
     return v
 
 
-def convert(batch, htypes):
+def convert(batch):
     if isinstance(batch, dict):
-        return Batch({k: to_torch(v, htypes.get(k)) for k, v in batch.items()})
+        return Batch({k: to_torch(v) for k, v in batch.items()})
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_torch(v) for v in batch)
     return to_torch(batch)

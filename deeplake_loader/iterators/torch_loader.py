@@ -4,8 +4,8 @@
 ``TorchShape`` is mixed into the loader class (dataloader.py) when torch is installed: ``dataset``,
 ``sampler``, ``batch_sampler``, ``collate_fn`` are the parts of ``iterators/torch_parts.py``;
 ``prefetch_factor``, ``pin_memory``, ``timeout``, ``persistent_workers``, ``generator``,
-``worker_init_fn`` (settable), ``multiprocessing_context`` (spawn: our workers' start method) come
-from the config. ``loader_args`` turns torch DataLoader keyword arguments into our config: a
+``worker_init_fn`` (settable), ``multiprocessing_context`` (the context our workers start with:
+fork on Linux; settable) come from the config. ``loader_args`` turns torch DataLoader keyword arguments into our config: a
 DistributedSampler found in ``sampler`` or ``batch_sampler`` (what Lightning injects under DDP)
 becomes our own sharding with its rank and world size (contiguous shards, equal batch counts);
 torch's Sequential/Random samplers turn the shuffle off/on; any other sampler is refused by name.
@@ -30,18 +30,18 @@ def _samplers_in(*objs):
     """Samplers reachable from a framework's sampler / batch sampler: wrappers keep the original as
     ``sampler``, ``batch_sampler`` or ``_batch_sampler`` (torch's BatchSampler, Accelerate's
     BatchSamplerShard, Lightning's _IndexBatchSamplerWrapper) or as ``dataset._sampler``
-    (Lightning's DistributedSamplerWrapper)."""
-    from ..dataset import Dataset as DeepLakeDataset
-
+    (Lightning's DistributedSamplerWrapper). Only attributes an object really has are followed (its
+    own or its class's), never ones a ``__getattr__`` makes up (a Deep Lake dataset's tensors)."""
     seen, todo = [], list(objs)
     while todo and len(seen) < 32:
         o = todo.pop(0)
         if o is None or any(o is s for s in seen):
             continue
         seen.append(o)
-        if not isinstance(o, (RowsDataset, DeepLakeDataset, RowSampler)):
+        if not isinstance(o, (RowsDataset, RowSampler)):
+            own = getattr(o, "__dict__", {})
             todo.extend(getattr(o, a, None) for a in ("sampler", "batch_sampler", "_batch_sampler", "dataset",
-                                                      "_sampler"))
+                                                      "_sampler") if a in own or hasattr(type(o), a))
     return seen
 
 
@@ -115,7 +115,8 @@ def loader_args(cfg, kwargs: dict):
         changes["worker_init_fn"] = checked_worker_init_fn(kwargs["worker_init_fn"])
     if kwargs.get("generator") is not None:
         changes["generator"] = kwargs["generator"]
-    checked_context(kwargs.get("multiprocessing_context"))
+    if kwargs.get("multiprocessing_context") is not None:
+        changes["start_method"] = start_method_of(kwargs["multiprocessing_context"])
     if kwargs.get("in_order") is False:
         raise ValueError("in_order=False is not supported: DeepLakeDataLoader always yields batches in order")
     return cfg.with_(**changes) if changes else cfg
@@ -127,17 +128,24 @@ def checked_worker_init_fn(fn):
     return fn
 
 
-def checked_context(ctx):
-    """Our worker processes always start with 'spawn' (a forked child of a process that ran the
-    OpenMP decode kernels hangs in libgomp): None, 'spawn' or a spawn context are accepted."""
+def start_method_of(ctx):
+    """How our workers start for a torch ``multiprocessing_context`` (a name or a context): 'fork'
+    forks, 'spawn' and 'forkserver' run a fresh interpreter on our own entry module (never the
+    user's script: pipeline/worker.py), None is the platform's default."""
     if ctx is None:
         return None
     method = ctx if isinstance(ctx, str) else getattr(ctx, "get_start_method", lambda: None)()
-    if method != "spawn":
-        raise ValueError(f"multiprocessing_context={ctx!r}: DeepLakeDataLoader starts its worker processes with "
-                         "'spawn' only (a forked child of a process that ran the OpenMP decode kernels can hang); "
-                         "pass None or 'spawn'")
-    return ctx
+    if method not in ("fork", "spawn", "forkserver"):
+        raise ValueError(f"multiprocessing_context={ctx!r}: expected None, 'fork', 'spawn', 'forkserver' or a "
+                         "multiprocessing context")
+    return "fork" if method == "fork" else "exec"
+
+
+def _named(collate, fn):
+    """deeplake exposes a function here: ours carries its ``__name__`` (the user's function's, else
+    ``collate_fn`` as deeplake's default is called)."""
+    collate.__name__ = getattr(fn, "__name__", "collate_fn")
+    return collate
 
 
 class TorchShape:
@@ -194,9 +202,9 @@ class TorchShape:
     @property
     def collate_fn(self):
         cfg = self._config
-        if cfg.mode is None and cfg.collate_fn is None:
-            return None  # deeplake 3.9.52's answer for a bare ds.dataloader()
-        return self._part("collate_fn", lambda: Collate(cfg))
+        if cfg.mode in (None, "numpy") and cfg.collate_fn is None:
+            return None  # deeplake 3.9.52's answer for a bare ds.dataloader() and for .numpy()
+        return self._part("collate_fn", lambda: _named(Collate(cfg), cfg.collate_fn))
 
     @property
     def prefetch_factor(self):
@@ -219,11 +227,18 @@ class TorchShape:
 
     @property
     def multiprocessing_context(self):
-        return mp.get_context("spawn") if self._config.num_workers > 0 else None
+        """The context our worker processes start with (what a DataLoader rebuilt from these parts
+        should use too): fork, or spawn for workers that run a fresh interpreter."""
+        if self._config.num_workers == 0:
+            return None
+        from ..pipeline.workers import default_start_method
+
+        method = self._config.start_method or default_start_method()
+        return mp.get_context("fork" if method == "fork" else "spawn")
 
     @multiprocessing_context.setter
     def multiprocessing_context(self, ctx):
-        checked_context(ctx)
+        self._reconfigure(start_method=start_method_of(ctx))
 
     def close(self):
         from ..dataloader import _LoaderBase

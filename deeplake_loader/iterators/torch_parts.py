@@ -7,7 +7,10 @@ num_workers=loader.num_workers, ...)``. These parts keep our data path in such a
 
 * ``RowSampler`` (``loader.sampler``): the rows of one epoch in the order the loader yields them
   (view, query, sample_by, shard, offset, the chunk-aware shuffle buffer), as a torch Sampler of
-  positions in ``loader.dataset`` (the view's rows after the query; torch's index space).
+  positions in ``loader.dataset`` (the view's rows after the query; torch's index space). Each
+  position is a ``Position``: an int that also carries its epoch, its place in the epoch and the
+  root seed, so the batch made of it gets augmentation seeded by (seed, epoch, rank, batch) in
+  whichever process decodes it (torch's worker processes, Accelerate's shards).
   ``loader.batch_sampler`` is torch's own ``BatchSampler`` over it, which cuts exactly the batches
   our pipeline yields. A sharded loader (``distributed=True``, or a shard a framework gave) has a
   ``ShardSampler``, a DistributedSampler, so Lightning sees it as already sharded.
@@ -16,7 +19,9 @@ num_workers=loader.num_workers, ...)``. These parts keep our data path in such a
   from (after a query), and ``__getitems__(positions)`` reads and natively decodes those rows as
   one finished batch (transforms, collate, ``index`` = source row ids as always). In the process
   that owns the loader, ``Lookahead`` decodes the batches its sampler just yielded on a background
-  thread, so decoding overlaps the training step as in our own loop.
+  thread, so decoding overlaps the training step as in our own loop; the user's transforms and
+  collate still run in the thread that asked for the batch (they may draw from the process-wide
+  random generators, which a background thread must never reseed: random.py).
 * ``Collate`` (``loader.collate_fn``): passes that finished batch through; merges plain samples
   with the user's collate_fn or the default one.
 
@@ -26,6 +31,7 @@ num_workers=loader.num_workers, ...)``. These parts keep our data path in such a
 from __future__ import annotations
 
 import os
+import zlib
 
 import numpy as np
 import torch
@@ -57,23 +63,74 @@ class RowSampler(Sampler):
         self.epoch = int(epoch)
 
     def __iter__(self):
-        epoch, self.epoch = self.epoch, self.epoch + 1
-        positions = positions_of(self.cfg, self.rows(epoch))
+        # torch counts epochs from 0 (set_epoch), our loop from 1: sampler epoch e is the loader's e + 1,
+        # so a DataLoader rebuilt from these parts yields what iterating the loader yields
+        epoch, self.epoch = self.epoch + 1, self.epoch + 1
+        cfg = self._epoch_config()
+        rank = plan.world(cfg)[0]
+        tag = EpochTag(dl_random.root(cfg.seed), epoch, rank)
+        positions = [Position(p, tag, k) for k, p in enumerate(positions_of(cfg, self.rows(epoch, cfg)).tolist())]
         if self.on_epoch is not None:
             self.on_epoch(positions)
-        return iter(positions.tolist())
+        return iter(positions)
 
-    def rows(self, epoch: int) -> np.ndarray:
-        """The epoch's source row ids in order."""
-        cfg = self.cfg
+    def _epoch_config(self):
         if self.generator is not None:  # the root of this epoch's random streams, the same in every process
-            cfg = cfg.with_(seed=int(torch.randint(0, 2**62, (), dtype=torch.int64, generator=self.generator)))
+            return self.cfg.with_(seed=int(torch.randint(0, 2**62, (), dtype=torch.int64, generator=self.generator)))
+        return self.cfg
+
+    def rows(self, epoch: int, cfg=None) -> np.ndarray:
+        """The source row ids of the loader's ``epoch`` (counted from 1) in order."""
+        cfg = cfg if cfg is not None else self._epoch_config()
         rank, world_size = plan.world(cfg)
         order = plan.epoch_order(cfg, epoch, rank, world_size)
         primary = plan.primary_tensor(cfg, plan.selected_tensors(cfg))
         if primary is None:
             return order
         return plan.yield_order(cfg, cfg.dataset._reader(primary), order, epoch, rank)
+
+
+class EpochTag:
+    """What the positions of one sampled epoch share: the root seed, the epoch and the rank."""
+
+    __slots__ = ("root", "epoch", "rank")
+
+    def __init__(self, root: int, epoch: int, rank: int):
+        self.root, self.epoch, self.rank = int(root), int(epoch), int(rank)
+
+    def __reduce__(self):
+        return EpochTag, (self.root, self.epoch, self.rank)
+
+
+class Position(int):
+    """A position in ``loader.dataset`` (an int, as torch's samplers yield) that knows the epoch it
+    was drawn for (``tag``) and its place ``k`` in that epoch's order: torch's BatchSampler,
+    Accelerate's and Lightning's batch wrappers keep the objects, and they pickle to torch's worker
+    processes, so a batch's random streams follow from its first position, in any process."""
+
+    def __new__(cls, value, tag: EpochTag, k: int):
+        obj = int.__new__(cls, value)
+        obj.tag, obj.k = tag, k
+        return obj
+
+    def __reduce__(self):
+        return Position, (int(self), self.tag, self.k)
+
+
+def batch_seeds(cfg, positions) -> tuple:
+    """(crop seed, transform-scope seed) of the batch made of ``positions``: from (root, epoch,
+    rank, batch number) when they came from our sampler (the batch number is the first position's
+    place in the epoch over the batch size: the same streams as our own loop's batch of that
+    number); otherwise, with no epoch to tell, from the positions themselves under the loader's
+    root (the same crops each epoch, but the same in every process)."""
+    first = positions[0] if len(positions) else None
+    if isinstance(first, Position):
+        t = first.tag
+        coords, root = (t.epoch, t.rank, 0, first.k // max(1, cfg.batch_size or 1)), t.root
+    else:
+        digest = zlib.crc32(np.asarray(positions, dtype=np.int64).tobytes())
+        coords, root = (0, plan.world(cfg)[0], 0, len(positions), digest), dl_random.root(cfg.seed)
+    return (dl_random.stream("transform", *coords, root=root), dl_random.stream("scope", *coords, root=root))
 
 
 class ShardSampler(RowSampler, DistributedSampler):
@@ -133,16 +190,22 @@ class RowsDataset(Dataset):
         bad = pos[(pos < 0) | (pos >= len(base))]
         if len(bad):
             raise IndexError(f"position {int(bad[0])} is out of range for a loader dataset of {len(base)} rows")
-        if self._ahead is not None:
-            batch = self._ahead.take(pos)
-            if batch is not None:
-                return Finished(batch)
-            self._close_ahead()  # asked for something else: decode directly from now on
-        return Finished(self._decode(pos))
+        pipe, convert = self._reader_state()
+        crop_seed, scope_seed = batch_seeds(self._cfg, positions)
+        columns = None
+        if self._ahead is not None and os.getpid() == self._owner_pid:  # (a forked worker inherits it: unused)
+            columns = self._ahead.take(pos, crop_seed)
+            if columns is None:
+                self._close_ahead()  # asked for something else: decode directly from now on
+        rows = base[pos]
+        if columns is None:
+            columns = self._decode(pos, crop_seed)
+        return Finished(convert(pipe.finish(rows, columns, scope_seed)))
 
-    def _decode(self, pos):
-        pipe, rng, convert = self._reader_state()
-        return convert(pipe.batch_of(self._base()[pos], rng))
+    def _decode(self, pos, crop_seed):
+        """The decoded columns of the rows at ``pos`` (no user code: safe on a background thread)."""
+        pipe, _ = self._reader_state()
+        return pipe.decode_rows(self._base()[pos], crop_seed)
 
     def _expect(self, positions):
         """The loader's sampler starts an epoch: get ready to decode its batches ahead."""
@@ -159,17 +222,19 @@ class RowsDataset(Dataset):
         if self._state is None or self._state[0] != os.getpid():
             from ..pipeline import Pipeline
 
-            info = torch.utils.data.get_worker_info()
-            worker = info.id + 1 if info is not None else 0
-            cfg = self._cfg.with_(num_workers=0)  # this process decodes; no pool of our own, private memory
-            rng = np.random.default_rng(dl_random.stream("transform-rows", 0, plan.world(cfg)[0], worker))
-            self._state = (os.getpid(), Pipeline(cfg), rng, converter_for(cfg))
+            # this process decodes; no pool of our own, private memory; in a torch worker process one
+            # decode thread, as torch gives each worker one intra-op thread
+            cfg = self._cfg.with_(num_workers=0)
+            if torch.utils.data.get_worker_info() is not None:
+                cfg = cfg.with_(num_threads=1)
+            self._state = (os.getpid(), Pipeline(cfg), converter_for(cfg))
         return self._state[1:]
 
     def __reduce__(self):
         # torch's spawn workers pickle the dataset: the config, with its transforms (lambdas and
-        # closures too), travels by value
-        return _by_value, (RowsDataset, _dumps((self._cfg, self._called)))
+        # closures too), travels by value, its root seed pinned (a spawned process has another)
+        cfg = self._cfg.with_(seed=dl_random.root(self._cfg.seed))
+        return _by_value, (RowsDataset, _dumps((cfg, self._called)))
 
     def __repr__(self):
         return f"RowsDataset({self._cfg.dataset!r})"
@@ -198,19 +263,22 @@ class Lookahead:
     def __init__(self, dataset, positions, batch_size, drop_last):
         n = len(positions)
         cuts = [positions[i:i + batch_size] for i in range(0, n, batch_size) if not drop_last or i + batch_size <= n]
-        self._expected = list(reversed(cuts))
+        expected = [(np.asarray(c, dtype=np.int64), batch_seeds(dataset._cfg, c)[0]) for c in cuts]
+        self._expected = expected[::-1]
         self._stops = []
-        self._batches = background(lambda: ((b, dataset._decode(b)) for b in cuts), 2, self._stops,
-                                   "deeplake_loader-lookahead")
+        self._batches = background(lambda: ((pos, seed, dataset._decode(pos, seed)) for pos, seed in expected),
+                                   2, self._stops, "deeplake_loader-lookahead")
 
-    def take(self, pos):
-        if not self._expected or not np.array_equal(self._expected[-1], pos):
+    def take(self, pos, crop_seed):
+        """The decoded columns of the batch at ``pos`` (its crops drawn from ``crop_seed``) if it is
+        the next one expected, else None."""
+        if not self._expected or self._expected[-1][1] != crop_seed or not np.array_equal(self._expected[-1][0], pos):
             return None
         self._expected.pop()
-        done, batch = next(self._batches)
-        if not np.array_equal(done, pos):  # batches come in order; never hand over other rows
+        done, seed, columns = next(self._batches)
+        if seed != crop_seed or not np.array_equal(done, pos):  # in order; never hand over other rows
             raise RuntimeError(f"lookahead out of step: decoded positions {done[:4]}..., asked for {pos[:4]}...")
-        return batch
+        return columns
 
     def close(self):
         self._batches.close()

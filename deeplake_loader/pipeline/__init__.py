@@ -18,7 +18,7 @@ import weakref
 import numpy as np
 
 from .. import random as dl_random
-from ..errors import DeepLakeLoaderError
+from ..errors import DeepLakeLoaderError, EmptyTensorError
 from . import plan, state
 from .background import background
 from .collate import assembler
@@ -36,8 +36,9 @@ class Pipeline:
         names = plan.selected_tensors(cfg)
         for name in names:
             if len(ds._reader(name)) == 0:
-                raise DeepLakeLoaderError(f"tensor '{name}' is empty (0 samples); leave it out with "
-                                          f"tensors=[...] (tensors: {list(ds.tensors)})")
+                raise EmptyTensorError(f"the dataset has an empty tensor {name} (0 samples), a dataloader can't be "
+                                       "created over it. Please either populate the tensor or pass tensors=[...] that "
+                                       f"excludes this tensor (tensors: {list(ds.tensors)})")
         per_tensor = cfg.transform if isinstance(cfg.transform, dict) else {}
         self.columns = {n: Column(ds, n, cfg.decode_method.get(n, "numpy"), per_tensor.get(n), cfg.mode) for n in names}
         self.assemble = assembler(cfg, self.columns)  # columns -> the batch (transforms, collate, index)
@@ -49,8 +50,7 @@ class Pipeline:
         self.decoder = Decoder(self.pool, cfg.num_threads)
         self.epoch = 0
         self.planned = None  # the state.Schedule the next epoch runs (None: from its start)
-        self._workers = None  # the persistent_workers pool
-        self._epoch_workers = set()  # every live pool, for close()
+        self._workers = None  # the worker processes: started by the first epoch that needs them, kept until close()
         self._stops = []  # stop events of the running stage threads
         self._finalizer = weakref.finalize(self, Pipeline._shutdown, self._stops, self.pool)
 
@@ -125,48 +125,46 @@ class Pipeline:
         sched, self.planned = self.planned, None
         if sched is None or sched.epoch != epoch:
             sched = state.schedule(self, epoch)
+        # workers first (a fork then copies a process whose decode stage has not filled the pool yet)
+        workers = self._worker_pool() if cfg.num_workers > 0 and self.assemble.runs_user_code else None
         decoded = background(lambda: self._decoded_batches(sched), self.depth, self._stops,
                              f"deeplake_loader-decode-{epoch}")
-        workers = None
         try:
-            if cfg.num_workers > 0 and self.assemble.runs_user_code:
-                workers = self._worker_pool()
+            if workers is not None:
                 yield from self._through_workers(decoded, workers, sched)
             else:
                 for i, item in enumerate(decoded):
-                    yield self._finish(*item, seed=sched.seed("scope", i))
+                    yield self.finish(*item, seed=sched.seed("scope", i))
         finally:
             decoded.close()
-            if workers is not None and workers is not self._workers:  # this epoch's own workers
-                workers.close()
-                self._epoch_workers.discard(workers)
 
-    def _finish(self, rows, columns, seed):
+    def finish(self, rows, columns, seed):
+        """The batch of decoded ``columns``: transforms and collate, with the batch's random streams
+        seeded from ``seed`` (``random.batch_scope``). Runs where the user's code runs: the thread
+        that iterates, or a worker process; never a background thread (random.py)."""
         if not self.assemble.runs_user_code:
             return self.assemble(columns, rows)
         with dl_random.batch_scope(seed):  # the batch's random streams (resumable, state.py)
             return self.assemble(columns, rows)
 
-    def batch_of(self, rows, rng):
-        """The finished batch of exactly ``rows`` (source row ids), read and decoded now on this
-        thread with ``rng`` (crops, and the seed of its transforms' random streams): for a torch
-        DataLoader a framework built from our sampler and dataset parts."""
+    def decode_rows(self, rows, seed):
+        """The decoded columns of exactly ``rows`` (source row ids), read and decoded now on this
+        thread, fused crops drawn from ``seed``: for a torch DataLoader a framework built from our
+        sampler and dataset parts (``finish`` then makes the batch). No user code runs here."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        columns = {name: self.decoder.column(col, col.raw(rows), rows, rng) for name, col in self.columns.items()}
-        return self._finish(rows, columns, int(rng.integers(0, 2**63 - 1)))
+        rng = np.random.default_rng(seed)
+        return {name: self.decoder.column(col, col.raw(rows), rows, rng) for name, col in self.columns.items()}
 
     def _worker_pool(self):
-        """The persistent pool (started once), or a pool of this epoch's own."""
+        """The loader's worker processes: started once (a fork, or an interpreter that imports what
+        the transform needs, is not paid again per epoch; workers.py), whatever persistent_workers
+        says; a pool that failed is replaced."""
         from .workers import WorkerPool
 
-        if self.cfg.persistent_workers and self._workers is not None and not self._workers.closed:
-            return self._workers
-        workers = WorkerPool(self.cfg.num_workers, self.assemble, worker_init_fn=self.cfg.worker_init_fn,
-                             timeout=self.cfg.timeout)
-        self._epoch_workers = {w for w in self._epoch_workers if not w.closed} | {workers}
-        if self.cfg.persistent_workers:
-            self._workers = workers
-        return workers
+        if self._workers is None or self._workers.closed:
+            self._workers = WorkerPool(self.cfg.num_workers, self.assemble, worker_init_fn=self.cfg.worker_init_fn,
+                                       timeout=self.cfg.timeout, start_method=self.cfg.start_method)
+        return self._workers
 
     def _through_workers(self, decoded, workers, sched):
         """Batches out in order, ``depth`` in flight; tagged with this epoch's generation so that
@@ -192,9 +190,8 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------ lifetime
     def _close_workers(self):
-        for workers in list(self._epoch_workers):
-            workers.close()
-        self._epoch_workers.clear()
+        if self._workers is not None:
+            self._workers.close()
         self._workers = None
 
     @staticmethod

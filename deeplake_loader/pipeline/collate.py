@@ -40,20 +40,21 @@ import numpy as np
 from ..errors import DeepLakeLoaderError, TransformError
 from ..sample_forms import DataSample, IterableSample, numpy_form
 
-_TORCH_WIDEN = {np.dtype(np.uint16): np.dtype(np.int32), np.dtype(np.uint32): np.dtype(np.int64),
-                np.dtype(np.uint64): np.dtype(np.int64)}
+# torch has no wide unsigned types that its ops take: widened without loss (iterators/torch.py too)
+TORCH_WIDEN = {np.dtype(np.uint16): np.dtype(np.int32), np.dtype(np.uint32): np.dtype(np.int64),
+               np.dtype(np.uint64): np.dtype(np.int64)}
 
 
 def sample_cast(mode, reader):
-    """The dtype one tensor's samples are converted to before a transform sees them (None: as
-    stored): the conversions the terminal applies to batches anyway."""
+    """The dtype one tensor's values are converted to (None: as stored): what a transform receives,
+    and what a batch without user code holds. Never applied to what user code returns."""
     if mode not in ("pytorch", "tensorflow") or reader.is_text:
         return None
     if reader.base_htype == "class_label":
         return np.dtype(np.int64)
     dtype = reader.dtype
     if mode == "pytorch" and dtype is not None:
-        return _TORCH_WIDEN.get(np.dtype(dtype))
+        return TORCH_WIDEN.get(np.dtype(dtype))
     return None
 
 
@@ -137,6 +138,8 @@ class Assembler:
                 out[k] = np.asarray(rows, dtype=np.int64).reshape(-1, 1)
             else:
                 v = columns[k]
+                if k in self.casts:
+                    v = _cast(v, self.casts[k])
                 out[k] = v if isinstance(v, np.ndarray) else collate_values(list(v), k, self.ragged_lists)
         return out
 

@@ -37,6 +37,7 @@ class LoaderConfig:
     shard: Optional[tuple] = None  # (rank, world size) taken from a DistributedSampler a framework injected
     timeout: float = 0  # seconds to wait for a batch from the worker processes (0: no limit)
     worker_init_fn: Optional[Callable] = None
+    start_method: Optional[str] = None  # how worker processes start: 'fork' | 'exec' | None (the platform's: workers.py)
     generator: Any = None  # torch.Generator seeding the sampler parts (loader.sampler)
     seed: Optional[int] = None  # root of every random stream; None: deeplake_loader.random's (state.py pins it)
 

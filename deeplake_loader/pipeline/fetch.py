@@ -14,8 +14,8 @@ import numpy as np
 
 from .._kernels import decode as K
 from .._kernels.chunk import slice_bytes
-from ..errors import DecodeError, DeepLakeLoaderError, UnsupportedError
 from .. import fusion
+from ..errors import DecodeError, DeepLakeLoaderError, TransformError, UnsupportedError
 from ..format import compression
 from ..sample_forms import data_column, info_tensor_key
 from ..transforms import RandomResizedCrop
@@ -59,6 +59,10 @@ class Column:
         r.check_readable()
         self.native = (r.sample_compression in compression.KERNEL_CODECS and not r.tiles and r.seq is None
                        and not r.is_link)  # link tensors: files of any type, fetched and decoded by the reader
+        # video, audio, dicom, nifti, las, ply files: decoded by format/media on the decoder's threads
+        self.media = r.media_family is not None and r.seq is None and not r.tiles
+        if method == "data" and r.base_htype == "video":
+            raise NotImplementedError("data decode method for video tensors isn't supported yet.")
         self.crop, self.transform = (fused_crop(transform) if (self.native and method == "numpy") else (None, transform))
         # torch terminals only: a fused batch is what torch.stack of torchvision's tensors is
         self.fused = (fusion.fused(self.transform, r) if (self.native and method == "numpy" and mode == "pytorch"
@@ -80,7 +84,7 @@ class Column:
 
     @property
     def wants_bytes(self) -> bool:
-        return self.method in ("tobytes", "pil") or self.native
+        return self.method in ("tobytes", "pil") or self.native or self.media
 
     def raw(self, rows):
         """Per-row stored bytes (when bytes are what this column decodes from) or decoded values."""
@@ -152,7 +156,9 @@ class Decoder:
         """The batch's column: an (B, ...) array when possible, else a list (decode_method 'data': a
         list of tensor[i].data() dicts)."""
         out = self._column(col, values, rows, rng)
-        return data_column(col.reader, col.info, list(out), rows) if col.method == "data" else out
+        if col.method == "data":
+            return data_column(col.reader, col.info, list(out), rows, raws=values if col.media else None)
+        return out
 
     def _column(self, col: Column, values, rows, rng):
         if col.method == "tobytes":
@@ -160,6 +166,8 @@ class Decoder:
         if col.method != "pil":
             if col.reader.seq is not None:
                 return [_stack_items(v) for v in values]
+            if col.media:  # names tensor and row itself
+                return col.reader.decode_media(values, rows, threads=self.num_threads, alloc=self.pool.array)
             if not col.native:
                 return values
         try:
@@ -170,9 +178,15 @@ class Decoder:
             raise e.at(tensor=col.name, index=int(rows[e.position or 0])) from None
 
     def _images(self, col, bufs, rows, rng):
-        if col.fused is not None:  # bind() made sure no image is empty
+        if col.fused is not None:  # Plan.bind made sure the tensor holds no empty image
             return col.fused.decode(bufs, K.image_infos(bufs), rng, self.pool, self.num_threads)
-        if any(not len(b) for b in bufs):  # empty samples (None appended): one by one, no crop
+        empty = [k for k, b in enumerate(bufs) if not len(b)]  # samples of empty shape (None appended)
+        if empty and col.crop is not None:  # as the unfused transform: an empty image cannot be cropped
+            k = empty[0]
+            raise TransformError(f"transform of tensor '{col.name}' ({type(col.crop).__name__}, fused into the "
+                                 f"decoder) cannot crop an empty image (shape {col.reader.shape_of(int(rows[k]))})",
+                                 tensor=col.name, index=int(rows[k]))
+        if empty:  # one by one: the empty ones as stored, the others decoded
             return [np.zeros(col.reader.shape_of(int(r)), np.uint8) if not len(b) else self._one(b, k)
                     for k, (b, r) in enumerate(zip(bufs, rows))]
         # (n, 5): codec, height, width, channels, bytes per channel; headers only, so the pixel

@@ -58,14 +58,14 @@ def base_rows(cfg) -> np.ndarray:
 
 
 def sampled_count(cfg, n: int) -> int:
-    """Rows after sample_by: ``size``, else every row (with replacement) or every row with a positive
-    weight (without: a weighted reordering)."""
+    """Rows after sample_by: ``size`` (without replacement at most every row), else every row
+    (without replacement: a weighted reordering of all of them)."""
     if cfg.sample is None:
         return n
     weights, replace, size = cfg.sample
-    if size is not None:
-        return int(size)
-    return n if replace else int(np.count_nonzero(weights))
+    if size is None:
+        return n
+    return int(size) if replace else min(int(size), n)
 
 
 def rank_slice(n: int, rank: int, world_size: int):
@@ -98,7 +98,7 @@ def epoch_rows(cfg, epoch: int) -> np.ndarray:
         if replace:
             picks = sampling.AliasSampler(weights).draw(size, seed)
         else:
-            picks = sampling.sample_without_replacement(weights, size, seed)
+            picks = sampling.weighted_order(weights, size, seed)
         rows = rows[picks]
     return rows
 

@@ -158,7 +158,7 @@ class Schedule:
     steps: list
     sizes: BatchSizes
     root: int
-    deferred: dict = field(default_factory=dict)  # chunk -> positions still pending
+    deferred: dict = field(default_factory=dict)  # chunk -> positions still pending (of every early step reading it)
     owner: dict = field(default_factory=dict)  # position -> chunk
 
     @property
@@ -200,7 +200,8 @@ def _skip(sched: Schedule, skip: int) -> None:
         seen += len(emits)
         pending = positions[~consumed[positions]] if len(positions) else positions
         if early and name is not None and len(pending):
-            sched.deferred[name] = pending
+            before = sched.deferred.get(name)  # a chunk the plan returns to (sample_by, a view's rows)
+            sched.deferred[name] = pending if before is None else np.concatenate([before, pending])
             sched.owner.update(dict.fromkeys(pending.tolist(), name))
             name = None
         out.append((name if len(pending) else None, pending, keep))
@@ -336,7 +337,7 @@ def fingerprint(cfg) -> dict:
                   "size": None if size is None else int(size)}
     return {
         "dataset": {"id": _digest(np.asarray(firsts, np.uint64)), "path": str(getattr(ds, "path", ""))},
-        "version": ds.commit_id,
+        "version": ds.pending_commit_id,  # the node read: a branch head has its own id
         "tensors": {n: len(r) for n, r in readers.items()},
         "rows": {"count": int(len(rows)), "digest": _digest(rows)},
         "sample_by": sample,

@@ -24,6 +24,12 @@ next ones in flight on a few threads (``reader.load_chunk``: memory cache, then 
   ``WINDOW_MB``; with shuffle it is an eighth of ``buffer_size``, taken off the reservoir's share
   (``split_budget``), so shuffle buffer + window stay within the buffer size the user gave.
 
+Sizes come from the storage (a remote folder's listing: a LIST, which may take as long as the
+retry policy allows) and are learnt by a thread of their own, in plan order, never under the
+window's lock: a slow LIST holds back the admission of the chunks whose size it would give, not
+``take()`` of chunks already read nor the reads in flight. The chunk the consumer takes next is
+admitted at once, its size estimated (the sizes seen so far) until its read says.
+
 The first chunk not yet read is always admitted, whatever its size. On a remote store a read the
 consumer already waits for (the first of an epoch, or any when the window fell behind) is split
 into 8 parallel range requests; the others are read whole unless the byte budget is what limits
@@ -44,6 +50,7 @@ import time
 from collections import deque
 
 from ..errors import RemoteReadError
+from ..limits import check_window
 
 WINDOW_MB = 256
 MAX_THREADS = 32
@@ -56,15 +63,6 @@ MAX_REQUESTS = 32  # requests in flight when chunks are split (each costs CPU on
 WARM_TAKES = 3  # the first takes come while the queues downstream fill: too fast to tell the pace
 _KEEP = 16  # recent timings the sizing looks at
 _ENV = "DEEPLAKE_LOADER_FETCH_WINDOW"
-
-
-def check_window(value):
-    """``fetch_window`` as given to load(): None (automatic) or an int >= 1."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"fetch_window must be an int >= 1 (chunk reads in flight) or None, got {value!r}")
-    return value
 
 
 def requested_window(value=None):
@@ -115,6 +113,8 @@ class ChunkWindow:
         self._in_flight = 0
         self._bytes = 0
         self._seen_sizes: list = []
+        self._sizes: dict = {}  # chunk name -> bytes (None: the storage does not say), learnt by _learn_sizes
+        self.sizes_known = threading.Event()  # set once every size of the plan is learnt (tests, benches)
         self._fetch_times: deque = deque(maxlen=_KEEP)  # seconds of whole chunk reads (not memory hits)
         self._use_times: deque = deque(maxlen=_KEEP)  # consumer seconds per chunk, waits excluded
         self._returned_at = None  # when take() last returned
@@ -122,15 +122,41 @@ class ChunkWindow:
         self._urgent_reads = 0  # remote reads in flight that the consumer waits for
         self._closed = False
         self.peak_in_flight = self.peak_bytes = 0  # for tests and benches
+        self._sizer = None
+        if self.plan:
+            self._sizer = threading.Thread(target=self._learn_sizes, daemon=True, name="deeplake_loader-window-sizes")
+            self._sizer.start()
+        else:
+            self.sizes_known.set()
         self._fill()
 
     # ------------------------------------------------------------------------------- sizing
-    def _size(self, name) -> int:
-        size = self.reader.chunk_size(name)
-        if size is None:
-            seen = self._seen_sizes
-            size = sum(seen) // len(seen) if seen else int(self.reader.meta.get("max_chunk_size") or (16 << 20))
-        return int(size)
+    def _learn_sizes(self) -> None:
+        """The sizer thread: each chunk's size from the storage, in plan order (the storage may
+        LIST a folder, over the network), admitting more reads after each (outside the lock)."""
+        try:
+            for name in dict.fromkeys(self.plan):
+                if self._closed:
+                    return
+                try:
+                    size = self.reader.chunk_size(name)
+                except Exception:  # noqa: BLE001 - the read of that chunk reports what is wrong
+                    size = None
+                with self._cv:
+                    self._sizes[name] = size
+                    entry = self._entries.get(name)
+                    if size is not None and entry is not None and not entry.done:  # admitted on an estimate
+                        self._bytes += int(size) - entry.nbytes
+                        entry.nbytes = int(size)
+                self._fill()
+        finally:
+            self.sizes_known.set()
+
+    def _estimate(self) -> int:
+        """Bytes of a chunk whose size is not known (lock held): the mean of those read so far,
+        else the tensor's max_chunk_size."""
+        seen = self._seen_sizes
+        return sum(seen) // len(seen) if seen else int(self.reader.meta.get("max_chunk_size") or (16 << 20))
 
     def limit(self) -> int:
         """Chunk reads to keep in flight now."""
@@ -160,7 +186,9 @@ class ChunkWindow:
     # ------------------------------------------------------------------------- admission
     def _fill(self) -> None:
         """Submit the next reads the count and byte budgets allow. Called with or without the lock
-        held by this thread (it takes it)."""
+        held by this thread (it takes it); never waits for the storage: a chunk whose size is not
+        learnt yet stops the admissions (the sizer thread calls again), unless it is the one the
+        consumer takes next."""
         with self._cv:
             if self._closed:
                 return
@@ -172,14 +200,21 @@ class ChunkWindow:
                     entry.takes += 1
                     self._next_submit += 1
                     continue
-                cached = self.reader.is_cached(name)
-                size = 0 if cached else self._size(name)
+                urgent = self._next_submit <= self._next_take  # take() waits for it, or will next
+                if self.reader.is_cached(name):
+                    size = 0
+                elif name in self._sizes:
+                    size = self._sizes[name]
+                    size = self._estimate() if size is None else int(size)
+                elif urgent:
+                    size = self._estimate()  # corrected when the read is done
+                else:
+                    break  # the sizer thread has not learnt it yet
                 busy = self._bytes > 0 or self._in_flight > 0
                 wanted_now = self._next_submit < self._next_take  # the chunk take() waits for
                 room = min(limit, 1 + BESIDE_URGENT) if self._urgent_reads else limit  # (remote stores only)
                 if busy and not wanted_now and (self._in_flight >= room or self._bytes + size > self.max_bytes):
                     break
-                urgent = self._next_submit <= self._next_take  # take() waits for it
                 holds = urgent and size > 0 and self._automatic_remote()
                 entry = _Entry(name, size, URGENT_PARTS if holds else parts, urgent, holds)
                 self._urgent_reads += holds
@@ -296,8 +331,9 @@ class ChunkWindow:
             self._jobs.clear()
             self._entries.clear()
             self._cv.notify_all()
-        deadline = time.monotonic() + 5  # a read in progress ends within its retry policy's bound;
-        for t in self._threads:          # idle threads end now
+        deadline = time.monotonic() + 5  # a read or LIST in progress ends within its retry policy's
+        threads = self._threads + ([self._sizer] if self._sizer is not None else [])  # bound; idle
+        for t in threads:                                                            # threads end now
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
 

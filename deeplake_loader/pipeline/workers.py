@@ -1,211 +1,173 @@
-"""Worker processes for per-sample transforms and collation (num_workers > 0).
+"""Worker processes for per-sample transforms and collation (num_workers > 0), main-process side.
 
-Started with the 'spawn' method: a forked child of a process that used OpenMP (the decode kernels)
-would hang in libgomp. The protocol, written down once:
+What a worker runs, and the two ways it is started (fork by default on Linux; a fresh interpreter
+running our own entry module otherwise; never the user's script), is pipeline/worker.py. The
+protocol, written down once:
 
-* Data. Decoded batches reach workers through the pool's shared memory (memory.py): before the
-  first task that uses a block, the block's file descriptor goes to that worker over its own Unix
-  socket (SCM_RIGHTS); a task names blocks by id. Small per-row values (labels, text) and the
-  results travel pickled through multiprocessing queues. Each task says which blocks the pool has
-  dropped since, so the worker unmaps them.
+* Start. One pool per loader, started at its first epoch that runs user code and kept for every
+  later epoch until the loader is closed: a start costs a fork, or, for exec'd workers, the
+  imports the transform needs, and neither is paid again per epoch. Workers are started by a
+  thread of the pool that lives until ``close()``: Linux sends a child's PR_SET_PDEATHSIG when the
+  *thread* that started it ends, and the caller may be a short-lived thread of a framework.
+* Channels. Each worker has two Unix socket pairs: a stream for tasks and results (wire.py) and a
+  datagram socket on which the file descriptors of shared blocks travel (SCM_RIGHTS), each sent
+  once, before the first task that names it. A task names its decoded columns by block, says which
+  blocks the pool dropped since (the worker unmaps them), and names a *result area*: a block of
+  the pool, as large as the previous result needed, into which the worker writes the finished
+  batch's arrays (one copy); the batch handed to the caller is views of it, leased until freed.
+  A receiver thread reads every worker's results as they come, so a worker never waits for the
+  main process to read, and results wait in a dict until asked for, in order.
 * Epochs. Every task and result carries the generation of the epoch that sent it.
-  ``begin_epoch()`` starts a new generation; results of older ones are dropped when they arrive
-  (their shared blocks stay leased until then, so no worker ever reads a block that is being
-  refilled) and workers skip the older tasks still queued. An epoch that was replaced raises when
-  it is resumed instead of waiting for results that will never come.
-* Code. The batch assembler (transforms, collate_fn) is sent once per worker with cloudpickle
-  (pipeline/shipping.py), so lambdas, closures and local functions work.
+  ``begin_epoch()`` starts a new generation (also written to a shared int64 the workers read):
+  results of older ones are dropped when they arrive, their blocks and areas staying leased until
+  then, so no worker ever writes into or reads from a block that is being reused; workers skip
+  older tasks still queued. An epoch that was replaced raises when resumed instead of waiting.
 * Errors. A worker that raises sends the exception back with its traceback; a worker that dies is
-  noticed within a fraction of a second and reported, never waited on forever.
-* Lifetime. ``close()`` makes queued tasks stale, sends a ``None`` sentinel, joins for 2 s, then
-  terminates. Workers die with the main process whatever kills it: each sets PR_SET_PDEATHSIG
-  (SIGKILL) on Linux, and checks on every 1 s wait for work that its parent is still the process
-  that started it. Linux sends the death signal when the *thread* that started the child ends, so
-  workers are started by a thread of the pool that lives until ``close()``. multiprocessing's
-  resource tracker (started with the first spawned child) exits once the main process and the
-  workers are gone, removing the queues' semaphores.
+  noticed within a fraction of a second and reported, never waited on forever; ``timeout`` bounds
+  the wait for a result.
+* Lifetime. ``close()`` makes queued tasks stale, sends every worker a ``None`` task, joins for
+  2 s, then kills; the sockets close with it. Workers die with the main process whatever kills it
+  (PR_SET_PDEATHSIG, and a parent check every second). Only the process that made a pool ever
+  stops its workers (a forked child may inherit the pool object).
 """
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing as mp
 import os
 import pickle
-import queue
-import signal
+import selectors
 import socket
-import struct
+import subprocess
 import sys
 import threading
 import time
-import traceback
 import weakref
 
 import numpy as np
 
 from ..errors import DeepLakeLoaderError, TransformError, WorkerError
-from . import shipping
-from .memory import SHARED_MEMORY, map_block
+from . import shipping, wire
+from .memory import SHARED_MEMORY
+from .worker import BLOCK_MSG
 
-_PARENT_CHECK_S = 1.0
-_BLOCK_MSG = struct.Struct("qq")  # block id, bytes
-_PR_SET_PDEATHSIG = 1
+START_METHODS = ("fork", "exec")
 
 
-def _die_with_parent(parent_pid: int):
-    """SIGKILL this process when its parent thread ends (Linux), and exit now if the parent is
-    already gone."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def default_start_method() -> str:
+    """fork where the platform has it (Linux: what torch's DataLoader does), else exec."""
+    return "fork" if sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods() else "exec"
+
+
+def _describe(code) -> str:
+    if code is not None and code < 0:
+        import signal
 
         try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):  # no prctl: the wait loop's parent check still holds
-            pass
-    if os.getppid() != parent_pid:
-        os._exit(0)
-
-
-def _receive_blocks(sock, maps):
-    """Map every block descriptor the main process has sent so far (it sends them before the task
-    that needs them). An empty message means the main process is gone."""
-    while sock is not None:
-        try:
-            msg, fds, _, _ = socket.recv_fds(sock, _BLOCK_MSG.size, 1)
-        except BlockingIOError:
-            return
-        if not msg:
-            os._exit(0)
-        block_id, nbytes = _BLOCK_MSG.unpack(msg)
-        maps[block_id] = map_block(fds[0], nbytes)
-
-
-def _error_record(e) -> tuple:
-    try:
-        err = pickle.dumps(e)
-        pickle.loads(err)
-    except Exception:  # noqa: BLE001 - an exception that does not survive pickling
-        err = pickle.dumps(TransformError(f"{type(e).__name__}: {e}", traceback_text=traceback.format_exc()))
-    return err, traceback.format_exc()
-
-
-def _worker_main(parent_pid, task_q, result_q, sock, generation, blob, worker_id=0):
-    _die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
-    from ..random import batch_scope
-
-    try:
-        assemble, worker_init_fn = shipping.loads(blob)
-    except BaseException as e:  # noqa: BLE001 - e.g. the transform's module is not importable here
-        result_q.put((None, None, "error", (pickle.dumps(WorkerError(
-            f"a worker process could not load the transform ({type(e).__name__}: {e}); functions of an importable "
-            "module travel by name, so that module must import in a fresh process")), traceback.format_exc())))
-        return
-    if worker_init_fn is not None:  # torch's meaning: called once in each worker with its id
-        try:
-            worker_init_fn(worker_id)
-        except BaseException as e:  # noqa: BLE001 - reported to the main process
-            result_q.put((None, None, "error", (pickle.dumps(WorkerError(
-                f"worker_init_fn raised {type(e).__name__}: {e} in worker {worker_id}")), traceback.format_exc())))
-            return
-    if sock is not None:
-        sock.setblocking(False)
-    maps: dict = {}  # block id -> mmap
-    while True:
-        try:
-            task = task_q.get(timeout=_PARENT_CHECK_S)
-        except queue.Empty:
-            if os.getppid() != parent_pid:
-                os._exit(0)
-            continue
-        if task is None:
-            break
-        gen, batch_id, rows, payload, forget, seed = task
-        _receive_blocks(sock, maps)
-        for block_id in forget:
-            maps.pop(block_id, None)
-        if gen != generation.value:  # its epoch was left or the pool is closing
-            result_q.put((gen, batch_id, "skipped", None))
-            continue
-        try:
-            columns = {}
-            for name, (kind, value) in payload.items():
-                if kind == "shm":
-                    block_id, shape, dtype = value
-                    if block_id not in maps:
-                        raise WorkerError(f"tensor '{name}': shared block {block_id} of batch {batch_id} never "
-                                          "reached this worker")
-                    dtype = np.dtype(dtype)
-                    columns[name] = np.frombuffer(maps[block_id], dtype=dtype,
-                                                  count=int(np.prod(shape))).reshape(shape)
-                else:
-                    columns[name] = value
-            with batch_scope(seed):  # the batch's random streams, whichever worker runs it
-                batch = assemble(columns, rows)
-            del columns
-            result = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
-            result_q.put((gen, batch_id, "ok", result))
-        except BaseException as e:  # noqa: BLE001 - every failure goes back to the main process
-            result_q.put((gen, batch_id, "error", _error_record(e)))
-
-
-def _describe(exitcode) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            return f"killed by signal {signal.Signals(-exitcode).name}"
+            return f"killed by signal {signal.Signals(-code).name}"
         except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit code {exitcode}"
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class _Worker:
+    """One worker process and our ends of its channels."""
+
+    def __init__(self, worker_id: int):
+        self.id = worker_id
+        self.conn, self.their_conn = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.ctl, self.their_ctl = (socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if SHARED_MEMORY
+                                    else (None, None))
+        self.proc = None  # multiprocessing.Process (fork) or subprocess.Popen (exec)
+        self.known: set = set()  # block ids sent to it
+        self.send_lock = threading.Lock()
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc is not None else None
+
+    def exitcode(self):
+        if self.proc is None:
+            return None
+        return self.proc.exitcode if isinstance(self.proc, mp.process.BaseProcess) else self.proc.poll()
+
+    def close_theirs(self):
+        for s in (self.their_conn, self.their_ctl):
+            if s is not None:
+                s.close()
 
 
 class WorkerPool:
-    def __init__(self, num_workers: int, assemble, worker_init_fn=None, timeout=0):
-        blob = shipping.dumps((assemble, worker_init_fn), {**assemble.user_code, "worker_init_fn": worker_init_fn},
-                              num_workers)
+    def __init__(self, num_workers: int, assemble, worker_init_fn=None, timeout=0, start_method=None):
+        self.start_method = start_method or default_start_method()
+        if self.start_method not in START_METHODS:
+            raise ValueError(f"start_method must be one of {START_METHODS}, got {self.start_method!r}")
+        if self.start_method == "fork" and mp.current_process().daemon:  # may not have children of its own
+            self.start_method = "exec"
+        blob = None
+        if self.start_method == "exec":  # by value, so that it reaches a fresh interpreter
+            blob = shipping.dumps((assemble, worker_init_fn),
+                                  {**assemble.user_code, "worker_init_fn": worker_init_fn}, num_workers)
         self.timeout = timeout  # seconds without a result before giving up (0: no limit)
-        ctx = mp.get_context("spawn")
-        self.result_q = ctx.Queue()
-        self.task_qs = [ctx.Queue() for _ in range(num_workers)]
-        self._generation = ctx.RawValue("q", 0)  # shared: workers skip tasks of older generations
+        self.workers = [_Worker(i) for i in range(num_workers)]
+        self._gen_fd = os.memfd_create("deeplake_loader_generation", os.MFD_CLOEXEC) if SHARED_MEMORY else -1
+        if self._gen_fd >= 0:
+            os.ftruncate(self._gen_fd, 8)
+            self._gen_map = mmap.mmap(self._gen_fd, 8)
+        else:
+            self._gen_map = mmap.mmap(-1, 8)  # MAP_SHARED anonymous: forked workers share it
+        self._gen_value = np.frombuffer(self._gen_map, dtype=np.int64, count=1)
         self.generation = 0
-        # block descriptors travel over a Unix socket per worker (only where blocks can be shared)
-        pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if SHARED_MEMORY else (None, None)
-                 for _ in range(num_workers)]
-        self.socks = [ours for ours, _ in pairs]
-        self.procs: list = []
-        self._known = [set() for _ in range(num_workers)]  # block ids each worker has been sent
-        self._inflight: dict = {}  # (generation, batch id) -> columns, leased until the result is back
-        self._ready: dict = {}  # batch id -> (status, data) of the current generation
         self._next = 0
+        self._owner = os.getpid()
+        self._inflight: dict = {}  # (gen, batch id) -> (worker, columns, area): leased until the result is back
+        self._ready: dict = {}  # (gen, batch id) -> (status, data) received
+        self._cond = threading.Condition()
+        self._result_bytes = 0  # what the last results needed: the size of the next result areas
         self.closed = False
+        self.failure = None  # what the receiver thread saw go wrong (a worker gone)
         stopped, started, failure = threading.Event(), threading.Event(), []
         keeper = threading.Thread(target=_keeper, daemon=True, name="deeplake_loader-workers",
-                                  args=(ctx, self.procs, self.task_qs, self.result_q, [theirs for _, theirs in pairs],
-                                        self._generation, blob, started, failure, stopped))
-        self._finalizer = weakref.finalize(self, _stop, self.procs, self.task_qs + [self.result_q], self.socks,
-                                           self._generation, stopped, keeper, self._inflight)
+                                  args=(self.workers, self.start_method, assemble, worker_init_fn, blob,
+                                        self._gen_map, self._gen_fd, started, failure, stopped))
+        receiver = threading.Thread(target=_receive, daemon=True, name="deeplake_loader-results",
+                                    args=(weakref.ref(self), self.workers, stopped))
+        self._finalizer = weakref.finalize(self, _stop, self.workers, self._gen_value, stopped, keeper, receiver,
+                                           self._inflight, self._owner)
         keeper.start()
         started.wait()
         if failure:
             self.close()
             raise failure[0]
+        receiver.start()
+
+    @property
+    def procs(self) -> list:
+        return [w.proc for w in self.workers if w.proc is not None]
+
+    @property
+    def pids(self) -> list:
+        return [w.pid for w in self.workers]
 
     # ------------------------------------------------------------------------------ epochs
     def begin_epoch(self) -> int:
         """A new generation: whatever earlier epochs left in flight is dropped, never delivered."""
         self._check_open()
-        self.generation += 1
-        self._generation.value = self.generation
-        self._ready.clear()
+        with self._cond:
+            self.generation += 1
+            self._gen_value[0] = self.generation
+            for key in [k for k in self._ready if k[0] != self.generation]:
+                del self._ready[key]
         return self.generation
 
     def _check(self, gen):
         self._check_open()
         if gen != self.generation:
             raise DeepLakeLoaderError(
-                "this epoch's iterator was replaced by a newer epoch of the same loader: with "
-                "persistent_workers=True one set of workers serves the loader's epochs one at a time. Finish or "
-                "leave an epoch before iterating the loader again (or use persistent_workers=False)")
+                "this epoch's iterator was replaced by a newer epoch of the same loader: one set of workers "
+                "serves the loader's epochs one at a time. Finish or leave an epoch before iterating the loader "
+                "again")
 
     def _check_open(self):
         if self.closed:
@@ -215,53 +177,80 @@ class WorkerPool:
         """Queue a batch's decoded columns (kept leased until its result is back); ``seed`` scopes
         the random streams of its transforms."""
         self._check(gen)
-        i = self._next % len(self.task_qs)
+        w = self.workers[self._next % len(self.workers)]
         self._next += 1
-        known = self._known[i]
         payload = {}
-        for name, v in columns.items():
-            block = pool.block_of(v) if isinstance(v, np.ndarray) else None
-            if block is None:
-                payload[name] = ("obj", v)
-                continue
-            if block.id not in known:
-                try:
-                    socket.send_fds(self.socks[i], [_BLOCK_MSG.pack(block.id, block.nbytes)], [block.fd])
-                except OSError:  # the worker is gone: report it as such
-                    self._raise_if_dead()
-                    raise
-                known.add(block.id)
-            payload[name] = ("shm", (block.id, v.shape, v.dtype.str))
-        forget = [b for b in known if not pool.holds(b)]
-        known.difference_update(forget)
-        self._inflight[(gen, batch_id)] = columns
-        self.task_qs[i].put((gen, batch_id, np.asarray(rows), payload, forget, seed))
+        area, area_ref = None, None
+        if pool.shared and self._result_bytes:
+            area = pool.array((self._result_bytes,), np.uint8)
+        with w.send_lock:
+            for name, v in columns.items():
+                block = pool.block_of(v) if isinstance(v, np.ndarray) else None
+                if block is None:
+                    payload[name] = ("obj", v)
+                    continue
+                self._send_block(w, block)
+                payload[name] = ("shm", (block.id, v.shape, v.dtype.str))
+            if area is not None:
+                block = pool.block_of(area)
+                self._send_block(w, block)
+                area_ref = (block.id, area.nbytes)
+            forget = [b for b in w.known if not pool.holds(b)]
+            w.known.difference_update(forget)
+            self._inflight[(gen, batch_id)] = (w, columns, area)
+            try:
+                wire.send(w.conn, (gen, batch_id, np.asarray(rows), payload, forget, seed, area_ref), tag=(gen, batch_id))
+            except OSError:
+                self._inflight.pop((gen, batch_id), None)
+                self._raise_if_dead()
+                raise
+
+    def _send_block(self, w, block):
+        if block.id in w.known:
+            return
+        try:
+            socket.send_fds(w.ctl, [BLOCK_MSG.pack(block.id, block.nbytes)], [block.fd])
+        except OSError:  # the worker is gone: report it as such
+            self._raise_if_dead()
+            raise
+        w.known.add(block.id)
+
+    def area_for(self, tag):
+        entry = self._inflight.get(tag)
+        return wire.as_writable(entry[2]) if entry is not None and entry[2] is not None else None
+
+    def _arrived(self, tag, message, need):
+        """A result arrived (receiver thread): kept if it belongs to the current epoch."""
+        with self._cond:
+            self._inflight.pop(tag, None)  # its blocks (and an unused area) go back to the pool
+            self._result_bytes = max(self._result_bytes, need)
+            status, data = message
+            if tag[0] == -1 or (tag[0] == self.generation and status != "skipped"):
+                self._ready[tag] = (status, data)
+            self._cond.notify_all()
 
     def result(self, gen, batch_id):
         """The result of batch ``batch_id`` of epoch ``gen``; raises the worker's error, or
         WorkerError if a worker died or nothing came back for ``timeout`` seconds."""
         start = time.monotonic()
+        key = (gen, batch_id)
         while True:
-            self._check(gen)
-            if batch_id in self._ready:
-                status, data = self._ready.pop(batch_id)
+            with self._cond:
+                self._check(gen)
+                got = self._ready.pop(key, None) or self._ready.pop((-1, -1), None)
+                if got is None:
+                    self._cond.wait(0.1)
+                    got = self._ready.pop(key, None) or self._ready.pop((-1, -1), None)
+            if got is not None:
+                status, data = got
                 if status == "ok":
-                    return pickle.loads(data)
+                    return data
                 self._raise_error(data)
-            try:
-                g, b, status, data = self.result_q.get(timeout=0.1)
-            except queue.Empty:
-                self._raise_if_dead()
-                if self.timeout and time.monotonic() - start >= self.timeout:
-                    self.close()
-                    raise WorkerError(f"DataLoader timed out after {self.timeout:g} seconds waiting for a batch from "
-                                      "its worker processes (timeout=)") from None
-                continue
-            self._inflight.pop((g, b), None)  # its shared blocks go back to the pool
-            if b is None:  # the worker could not start
-                self._raise_error(data)
-            if g == self.generation and status != "skipped":
-                self._ready[b] = (status, data)
+            self._raise_if_dead()
+            if self.timeout and time.monotonic() - start >= self.timeout:
+                self.close()
+                raise WorkerError(f"DataLoader timed out after {self.timeout:g} seconds waiting for a batch from "
+                                  "its worker processes (timeout=)") from None
 
     def _raise_error(self, data):
         err, tb = data
@@ -272,59 +261,122 @@ class WorkerPool:
         raise TransformError(f"a worker raised {type(exc).__name__}: {exc}", traceback_text=tb) from exc
 
     def _raise_if_dead(self):
-        for i, p in enumerate(self.procs):
-            if p.exitcode is not None:
+        for w in self.workers:
+            code = w.exitcode()
+            if code is not None:
                 self.close()
-                raise WorkerError(f"dataloader worker {i} (pid {p.pid}) exited unexpectedly "
-                                  f"({_describe(p.exitcode)})") from None
+                raise WorkerError(f"dataloader worker {w.id} (pid {w.pid}) exited unexpectedly "
+                                  f"({_describe(code)})") from None
+        if self.failure is not None:
+            self.close()
+            raise self.failure
 
     def close(self):
         self.closed = True
         self._finalizer()
 
 
-def _keeper(ctx, procs, task_qs, result_q, their_socks, generation, blob, started, failure, stopped):
-    """Start the workers, then live until the pool stops: Linux sends a child's PR_SET_PDEATHSIG
-    when the thread that started it ends, so that thread must be this one, not the caller's (which
-    may be a short-lived thread of a framework). Holds no reference to the pool."""
+def _receive(pool_ref, workers, stopped):
+    """Read every worker's results as they arrive and hand them to the pool (holds no strong
+    reference to it between messages)."""
+    sel = selectors.DefaultSelector()
+    for w in workers:
+        sel.register(w.conn, selectors.EVENT_READ, w)
     try:
-        for i, (q, theirs) in enumerate(zip(task_qs, their_socks)):
-            p = ctx.Process(target=_worker_main, args=(os.getpid(), q, result_q, theirs, generation, blob, i),
-                            daemon=True, name=f"deeplake_loader-worker-{i}")
-            p.start()
-            procs.append(p)
+        while not stopped.is_set():
+            for key, _ in sel.select(timeout=0.2):
+                w = key.data
+                pool = pool_ref()
+                if pool is None:
+                    return
+                try:
+                    tag, message, need = wire.recv(w.conn, pool.area_for)
+                except (EOFError, OSError, ValueError) as e:
+                    sel.unregister(w.conn)
+                    if not stopped.is_set() and w.exitcode() is None and isinstance(e, ValueError):
+                        pool.failure = WorkerError(f"dataloader worker {w.id} sent a malformed result: {e}")
+                    continue
+                pool._arrived(tag, message, need)
+                del pool, message
+    finally:
+        sel.close()
+
+
+def _keeper(workers, method, assemble, worker_init_fn, blob, gen_map, gen_fd, started, failure, stopped):
+    """Start the workers, then live until the pool stops (see the module doc). Holds no reference
+    to the pool."""
+    try:
+        for w in workers:
+            _start(w, workers, method, assemble, worker_init_fn, blob, gen_map, gen_fd)
     except BaseException as e:  # noqa: BLE001 - raised in the caller
         failure.append(e)
     finally:
-        for theirs in their_socks:
-            if theirs is not None:
-                theirs.close()  # each worker has its own copy now
+        for w in workers:
+            w.close_theirs()  # each worker has its own copy now
         started.set()
     stopped.wait()
 
 
-def _stop(procs, queues, socks, generation, stopped, keeper, inflight):
-    """Make queued tasks stale, ask every worker to exit, terminate the ones that do not; never
-    blocks for long. Then the shared blocks of unfinished batches go back to the pool."""
-    generation.value = -1
-    for q, p in zip(queues, procs):
-        if p.is_alive():
+def _start(w, workers, method, assemble, worker_init_fn, blob, gen_map, gen_fd):
+    from . import worker as child
+
+    parent = os.getpid()
+    if method == "fork":
+        class _Shared:  # the generation, read through the mapping the child inherits
+            value = property(lambda self: int(np.frombuffer(gen_map, dtype=np.int64, count=1)[0]))
+
+        others = [s for o in workers if o is not w for s in (o.conn, o.ctl, o.their_conn, o.their_ctl)
+                  if s is not None and s.fileno() >= 0] + [w.conn] + ([w.ctl] if w.ctl is not None else [])
+        p = mp.get_context("fork").Process(
+            target=child.forked, name=f"deeplake_loader-worker-{w.id}", daemon=True,
+            args=(w.their_conn, w.their_ctl, _Shared(), parent, w.id, assemble, worker_init_fn, others))
+        p.start()
+        w.proc = p
+        return
+    fds = [w.their_conn.fileno(), w.their_ctl.fileno() if w.their_ctl is not None else -1, gen_fd]
+    cmd = [sys.executable, "-m", "deeplake_loader.pipeline.worker", str(parent), str(w.id)] + [str(f) for f in fds]
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")  # one intra-op thread, set before torch is imported there
+    w.proc = subprocess.Popen(cmd, pass_fds=[f for f in fds if f >= 0], env=env, close_fds=True)
+    wire.send(w.conn, (list(sys.path), blob))
+
+
+def _stop(workers, gen_value, stopped, keeper, receiver, inflight, owner):
+    """Make queued tasks stale, ask every worker to exit, kill the ones that do not; never blocks
+    for long. Then the shared blocks of unfinished batches go back to the pool."""
+    if os.getpid() != owner:  # a forked child holding a copy of the pool: not its workers
+        return
+    gen_value[0] = -1
+    for w in workers:
+        if w.proc is not None and w.exitcode() is None:
             try:
-                q.put(None)
+                with w.send_lock:
+                    w.conn.settimeout(1)
+                    wire.send(w.conn, None)
             except (OSError, ValueError):
                 pass
-    for p in procs:
-        p.join(timeout=2)
-        if p.is_alive():
-            p.terminate()
-            p.join(timeout=2)
-    stopped.set()  # the keeper thread ends
-    if keeper.is_alive() and keeper is not threading.current_thread():
-        keeper.join(timeout=2)
-    for q in queues:
-        q.cancel_join_thread()  # a dead reader must not block us on unflushed items
-        q.close()
-    for s in socks:
-        if s is not None:
-            s.close()
+    deadline = time.monotonic() + 2
+    for w in workers:
+        if w.proc is None:
+            continue
+        while w.exitcode() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if w.exitcode() is None:
+            w.proc.kill()
+        if isinstance(w.proc, mp.process.BaseProcess):
+            w.proc.join(timeout=2)
+        else:
+            try:
+                w.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+    stopped.set()  # the keeper and receiver threads end
+    for t in (keeper, receiver):
+        if t.is_alive() and t is not threading.current_thread():
+            t.join(timeout=2)
+    for w in workers:
+        for s in (w.conn, w.ctl):
+            if s is not None:
+                s.close()
+        w.close_theirs()
     inflight.clear()

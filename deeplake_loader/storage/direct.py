@@ -13,10 +13,14 @@ Requests go to a presigned URL of the object (s3fs's ``url``: the credentials, r
 s3fs resolved, signed by botocore), made once per object and reused until near its expiry; a
 ``Range`` header is not part of the signature. HTTP answers map onto the errors the retry policy
 (``storage.retry``) classifies: 404 → FileNotFoundError, 403 → PermissionError, 5xx / throttling
-and an expired URL (signed again) → OSError(EREMOTEIO), a range of another length than asked
-(or 416) → ``WrongLength`` (the object changed since it was listed: not retried), a body that
-ends early → ``http.client.IncompleteRead``, a reset → ConnectionResetError, a stalled connection → a socket
-timeout after botocore's read timeout. A kept-alive connection the server closed meanwhile is
+and an expired URL (signed again) → OSError(EREMOTEIO), a body that ends early →
+``http.client.IncompleteRead``, a reset → ConnectionResetError, a stalled connection → a socket
+timeout after botocore's read timeout. Every answer is checked against what the caller expects of
+the object (its size and ETag from the folder's listing): the total of ``Content-Range`` (or the
+``Content-Length`` of a whole-object answer), the range's length and the response's ``ETag``; any
+difference, or a 416, is ``Changed`` (the object was rewritten since it was listed, e.g. a tail
+chunk appended to: not retried here, the provider lists the folder again and reads anew). A range
+that does not start at the byte asked for (an answer to another request) is refused and retried. A kept-alive connection the server closed meanwhile is
 replaced at once. Anything else (a redirect to another region, a 400 about the signature) means
 this endpoint wants what only the botocore client does: ``Unsupported`` is raised, and the
 provider goes back to s3fs for good.
@@ -50,13 +54,19 @@ class Unsupported(Exception):
     """The endpoint answered in a way only the full S3 client handles."""
 
 
-class WrongLength(Exception):
-    """The range came back with ``got`` bytes (or none: past the object's end), not the ones
-    asked: the object is not the size its listing said. Not retried."""
+class Changed(Exception):
+    """The object is not the one its listing described: the range came back with ``got`` bytes
+    (None: not said), of an object of ``total`` bytes (None: not said) with ETag ``etag`` (None: not
+    said), where the listing said ``size`` bytes and ETag ``listed_etag``. Not retried."""
 
-    def __init__(self, start: int, end: int, got: int):
-        super().__init__(f"bytes {start}..{end - 1} came back as {got} bytes")
-        self.start, self.end, self.got = start, end, got
+    def __init__(self, start: int, end: int, got=None, total=None, etag=None, size=None, listed_etag=None):
+        self.start, self.end, self.got, self.total = start, end, got, total
+        self.etag, self.size, self.listed_etag = etag, size, listed_etag
+        said = [f"{got} bytes came back" if got is not None and got != end - start else None,
+                f"the object is {total} bytes" if total is not None and total != size else None,
+                f"its ETag is {etag}" if etag and listed_etag and etag != listed_etag else None]
+        super().__init__(f"for bytes {start}..{end - 1}: " + ", ".join(x for x in said if x)
+                         + f" (listed: {size} bytes" + (f", ETag {listed_etag})" if listed_etag else ")"))
 
 
 def for_filesystem(fs, timeouts=(10, 20)):
@@ -76,6 +86,9 @@ def for_filesystem(fs, timeouts=(10, 20)):
 
 
 class DirectRanges:
+    """Range reads of one s3fs filesystem's objects. Pickles as its filesystem and settings: the
+    copy makes its own connections and presigned URLs when it first reads."""
+
     def __init__(self, fs, *, verify=True, timeouts=(10, 20)):
         self.fs = fs
         self.connect_timeout, self.read_timeout = timeouts
@@ -85,6 +98,9 @@ class DirectRanges:
         self._urls: dict = {}  # path -> (url, expires at)
         self._lock = threading.Lock()
         weakref.finalize(self, _close_all, self._idle)  # the kept-alive sockets end with the provider
+
+    def __reduce__(self):
+        return (_reopen, (self.fs, self._verify, (self.connect_timeout, self.read_timeout)))
 
     def url(self, path: str) -> str:
         now = time.monotonic()
@@ -131,10 +147,11 @@ class DirectRanges:
         conn.close()
 
     # --------------------------------------------------------------------------------- reads
-    def read_into(self, path: str, start: int, out, stop=None) -> None:
+    def read_into(self, path: str, start: int, out, stop=None, expect=None) -> None:
         """Bytes [start, start + len(out)) of the object at ``path`` into ``out`` (a writable
         memoryview of bytes). ``stop``: an Event; when set, a read in progress gives up (another
-        part of the same chunk failed for good)."""
+        part of the same chunk failed for good). ``expect``: (size, ETag or None) the object should
+        have; ``Changed`` if the server says otherwise."""
         if stop is not None and stop.is_set():
             raise InterruptedError("another part of this read failed")
         end = start + len(out)
@@ -155,7 +172,7 @@ class DirectRanges:
                 conn, reused = self._connection(where, fresh=True)
                 conn.request("GET", target, headers=headers)
                 resp = conn.getresponse()
-            self._check(resp, path, start, end)
+            self._check(resp, path, start, end, expect)
             lowat = len(out) > 2 * LOWAT and _wake_at(conn, LOWAT)
             got = 0
             while got < len(out):
@@ -177,11 +194,20 @@ class DirectRanges:
             else:  # an error, a body left unread, or the server closes it
                 conn.close()
 
-    def _check(self, resp, path, start, end) -> None:
+    def _check(self, resp, path, start, end, expect=None) -> None:
         status = resp.status
+        size, etag = expect if expect is not None else (None, None)
         if status == 206 or (status == 200 and start == 0 and _length(resp) == end):
-            if _length(resp) not in (None, end - start):
-                raise WrongLength(start, end, _length(resp))
+            got = _length(resp)
+            total = _total(resp) if status == 206 else got
+            tag = (resp.getheader("ETag") or "").strip('"') or None
+            first = _first(resp) if status == 206 else 0
+            if first not in (None, start):  # the answer to another request: never taken
+                raise OSError(errno.EREMOTEIO, f"asked for bytes {start}..{end - 1}, the answer holds bytes from "
+                                               f"{first} on", path)
+            if (got not in (None, end - start) or (size is not None and total not in (None, size))
+                    or (etag and tag and tag != etag)):
+                raise Changed(start, end, got, total, tag, size, etag)
             return
         reason = _body_text(resp)
         if status == 404:
@@ -192,13 +218,17 @@ class DirectRanges:
             raise OSError(errno.EREMOTEIO, f"presigned URL expired ({reason})", path)
         if status == 403:
             raise PermissionError(errno.EACCES, f"access denied ({reason})", path)
-        if status == 416:
-            raise WrongLength(start, end, 0)
+        if status == 416:  # the range starts past the object's end
+            raise Changed(start, end, 0, _total(resp), None, size, etag)
         if status >= 500 or status in (429, 408) or "SlowDown" in reason:
             raise OSError(errno.EREMOTEIO, f"HTTP {status} ({reason})", path)
         with self._lock:  # e.g. an expired or rejected signature: sign again next time
             self._urls.pop(path, None)
         raise Unsupported(f"HTTP {status} for a range of '{path}' ({reason})")
+
+
+def _reopen(fs, verify, timeouts) -> DirectRanges:
+    return DirectRanges(fs, verify=verify, timeouts=timeouts)
 
 
 def _close_all(idle: dict) -> None:
@@ -224,6 +254,20 @@ def _wake_at(conn, nbytes: int) -> bool:
 def _length(resp):
     value = resp.getheader("Content-Length")
     return int(value) if value is not None and value.isdigit() else None
+
+
+def _total(resp):
+    """The object's size as ``Content-Range: bytes a-b/TOTAL`` (or ``bytes */TOTAL``) says, or None."""
+    value = resp.getheader("Content-Range") or ""
+    total = value.rpartition("/")[2].strip()
+    return int(total) if total.isdigit() else None
+
+
+def _first(resp):
+    """The first byte ``Content-Range: bytes FIRST-LAST/TOTAL`` says the body holds, or None."""
+    value = (resp.getheader("Content-Range") or "").strip()
+    head = value[len("bytes "):].split("-", 1)[0] if value.startswith("bytes ") else ""
+    return int(head) if head.isdigit() else None
 
 
 def _body_text(resp) -> str:

@@ -12,6 +12,8 @@ reads several chunks at once (pipeline/window.py), and every request costs CPU o
 exception is a read alone on an idle link (the first chunk of an epoch, which the loader waits
 for): it is split into parts of ``2 * B * L`` (at least 1 MiB) so that it arrives at several
 connections' speed.
+
+Pickled (with its provider) as what it observed, without its lock.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ class LinkStats:
         self._small: deque = deque(maxlen=keep)  # seconds of small requests
         self._large: deque = deque(maxlen=keep)  # (bytes, seconds) of large requests
         self._latency0, self._bandwidth0 = latency, bandwidth
+
+    def __getstate__(self):  # what was observed, without the lock
+        with self._lock:
+            return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def record(self, nbytes: int, seconds: float) -> None:
         with self._lock:

@@ -101,24 +101,23 @@ class Evaluator:
             out = self.per_row_number(self.eval(w), w).astype(np.float64)
         if len(out):
             try:
-                sampling.check_weights(out)
+                sampling.check_weights(out, allow_zero=node.replace is False)
             except ValueError as e:
                 raise self.fail(w, str(e)) from None
         return out, node.replace, node.limit
 
     def draw(self, weights, replace, size, node):
-        size = len(weights) if size is None else size
+        """Positions drawn: with replacement ``size`` (default: every row) draws; without, Deep Lake's
+        weighted reordering (positive weights in weighted order, then weight 0 in row order), cut
+        at ``size``."""
         if size == 0 or not len(weights):
             return np.zeros(0, np.int64)
-        if not weights.sum() > 0:
-            raise self.fail(node, "every weight is 0: nothing to sample")
         seed = dl_random.stream("tql-sample")
         if replace is False:
-            positive = int(np.count_nonzero(weights))
-            if size > positive:
-                raise self.fail(node, f"cannot draw {size} rows without replacement: {positive} have a positive weight")
-            return sampling.sample_without_replacement(weights, size, seed)
-        return sampling.AliasSampler(weights).draw(size, seed)
+            return sampling.weighted_order(weights, size, seed)
+        if not weights.sum() > 0:
+            raise self.fail(node, "every weight is 0: nothing to sample with replacement")
+        return sampling.AliasSampler(weights).draw(len(weights) if size is None else size, seed)
 
     # --------------------------------------------------------------------------- expressions
     def eval(self, node):

@@ -5,8 +5,9 @@ through files. Public API:
 
 * ``dl3_python() -> str``: the interpreter of the side venv. ``DEEPLAKE_LOADER_DL3_PYTHON``
   overrides it; otherwise the venv at ``~/.cache/deeplake_loader/venv-dl3-3.9.52`` is found or
-  created (``python3 -m venv`` + ``pip install deeplake==3.9.52 "numpy<2" torch==2.13.0``; torch for
-  deeplake's own ``ds.pytorch()``), under an ``fcntl``
+  created (``python3 -m venv`` + ``pip install deeplake==3.9.52 "numpy<2" torch==2.13.0
+  libdeeplake==0.0.164``; torch for deeplake's own ``ds.pytorch()``, libdeeplake for its C++
+  ``ds.dataloader()``, tests/common/enterprise.py), under an ``fcntl``
   file lock so that concurrent pytest processes build it once, with a marker file written after a
   successful, verified install. Raises ``DL3Unavailable`` with the reason if that is impossible.
 * ``run_dl3(script, *args, timeout=...) -> object``: run a script (source text, or a path to a
@@ -44,13 +45,18 @@ DL3_VERSION = "3.9.52"
 ENV_PYTHON = "DEEPLAKE_LOADER_DL3_PYTHON"
 CACHE_DIR = Path(os.environ.get("DEEPLAKE_LOADER_CACHE", Path.home() / ".cache" / "deeplake_loader"))
 VENV_DIR = CACHE_DIR / f"venv-dl3-{DL3_VERSION}"
-MARKER_NAME = ".deeplake_loader_ready-torch"  # the name changes when DL3_PACKAGES does (an old venv is topped up)
-# torch: deeplake's own ds.pytorch() needs it (compared with ours); 2.13.0 is the CPU wheel kept on disk
-DL3_PACKAGES = [f"deeplake=={DL3_VERSION}", "numpy<2", "torch==2.13.0"]
+MARKER_NAME = ".deeplake_loader_ready-torch-media-libdeeplake"  # changes when DL3_PACKAGES does (an old venv is topped up)
+# torch: deeplake's own ds.pytorch() needs it (compared with ours); 2.13.0 is the CPU wheel kept on disk.
+# av, pydicom, nibabel, laspy: deeplake's readers of video/audio, dicom, nifti and las files (its
+# extras), at versions that work with numpy<2 and with deeplake 3.9.52's calls into them.
+# libdeeplake: deeplake's C++ ("enterprise") loader behind ds.dataloader(), pinned to the version
+# deeplake 3.9.52 installs (tests/common/enterprise.py compares the chain with it)
+DL3_PACKAGES = [f"deeplake=={DL3_VERSION}", "numpy<2", "torch==2.13.0", "av>=10,<19", "pydicom>=2.3,<4",
+                "nibabel>=4,<6", "laspy>=2.2,<3", "libdeeplake==0.0.164"]
 VECTORS_SCRIPT = Path(__file__).with_name("dl3_vectors.py")
 
 _CHECK = (
-    "import deeplake, numpy, torch, sys; "
+    "import deeplake, numpy, torch, av, pydicom, nibabel, laspy, indra, sys; "
     f"sys.exit(0 if deeplake.__version__ == '{DL3_VERSION}' and numpy.__version__ < '2' else 3)"
 )
 

@@ -101,7 +101,13 @@ def run_accelerate(path, out_dir, loader_name, epochs=2):
             accelerator.backward(_loss(net, batch))
             opt.step()
             opt.zero_grad()
-    return _write(out_dir, accelerator.process_index, seen)
+    out = _write(out_dir, accelerator.process_index, seen)
+    # a gloo process group left for the interpreter's exit aborts it now and then ("terminate called
+    # without an active exception", pytorch/pytorch#190489): a finished script destroys it
+    accelerator.wait_for_everyone()  # no rank tears its group down while another still talks to it
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return out
 
 
 def _write(out_dir, rank, epochs):

@@ -91,3 +91,37 @@ def write_row_dataset(path, n: int, max_chunk_size: int = 4_000):
         ds.create_tensor("labels", htype="class_label")
         ds.extend({"images": [row_image(i) for i in range(n)], "labels": [i % 7 for i in range(n)]})
     return str(path)
+
+
+def records(ds, batches) -> dict:
+    """What a dataset and a loader over it (or the rest of an iterator) give, for comparing one
+    with its unpickled copy: every row's image read by itself, and each batch's rows with a
+    checksum of its images; every image checked against the row it is said to be."""
+    import hashlib
+
+    rows = []
+    for i in range(len(ds)):
+        img = ds.images[i].numpy()
+        np.testing.assert_array_equal(img, row_image(i), err_msg=f"row {i}")
+        rows.append(hashlib.sha256(img.tobytes()).hexdigest())
+    out = []
+    for batch in batches:
+        index = np.asarray(batch["index"]).reshape(-1).tolist()
+        images = np.ascontiguousarray(np.asarray(batch["images"]))
+        for row, img in zip(index, images):
+            np.testing.assert_array_equal(img, row_image(row), err_msg=f"row {row} in a batch")
+        out.append([index, hashlib.sha256(images.tobytes()).hexdigest()])
+    return {"rows": rows, "batches": out}
+
+
+def records_of_pickled(ds_blob: bytes, loader_blob: bytes) -> dict:
+    """``records`` of a dataset and a loader pickled separately (run in a fresh process), and what
+    the dataset's storage held before it was used: it must open its own filesystem and
+    connections, with no listing carried over."""
+    import pickle
+
+    ds = pickle.loads(ds_blob)
+    inner = getattr(ds.storage, "inner", ds.storage)
+    fresh = {"fs": inner._fs is None, "listings": dict(inner._listings),
+             "cache": None if getattr(ds.storage, "cache", None) is None else ds.storage.cache.dir}
+    return {**records(ds, pickle.loads(loader_blob)), "fresh": fresh}

@@ -145,3 +145,15 @@ def test_the_conda_recipe_test_section_passes_on_the_wheel(installed):
         _run([str(venv / "bin" / "python"), "-c", f"import {module}"], venv, tmp)
     for command in test["commands"]:
         _run(["bash", "-euo", "pipefail", "-c", command], venv, tmp)
+
+
+def test_the_wheel_answers_import_deeplake_through_the_runner(installed):
+    """deeplake's submodule names and the runner's shim travel in the wheel (package data)."""
+    venv, site, tmp = installed
+    (tmp / "uses_deeplake.py").write_text("import deeplake\nfrom deeplake.util.exceptions import DatasetHandlerError\n"
+                                          "from deeplake.enterprise.dataloader import dataloader\n"
+                                          "print(deeplake.__file__)\n")
+    out = _run([str(venv / "bin" / "python"), "-m", "deeplake_loader.as_deeplake", "uses_deeplake.py"], venv, tmp)
+    assert Path(out.strip()) == site / "deeplake_loader" / "__init__.py"
+    shim = _run([str(venv / "bin" / "python"), "-m", "deeplake_loader.as_deeplake", "--path"], venv, tmp).strip()
+    assert Path(shim) == site / "deeplake_loader" / "_shim"

@@ -124,7 +124,8 @@ def test_empty_payload_with_a_shape_is_corrupt_not_zeros(datasets, tmp_path, cod
 
 @pytest.mark.parametrize("how", ["reader-item", "reader-bulk", "batch", "crop", "pil", "tobytes"])
 def test_empty_sample_of_empty_shape_is_legal(tmp_path, how):
-    """An appended None (shape (0, 0, 0), no bytes) stays an empty sample; its neighbours are exact."""
+    """An appended None (shape (0, 0, 0), no bytes) stays an empty sample; its neighbours are exact.
+    Under a RandomResizedCrop it is the transform's error, naming the row."""
     path = tmp_path / "ds"
     ds = dl.empty(str(path))
     arrs = [images.pattern(H, W, 3, seed=i) for i in range(N)]
@@ -132,6 +133,13 @@ def test_empty_sample_of_empty_shape_is_legal(tmp_path, how):
         ds.create_tensor("images", htype="image", sample_compression="png")
         ds.create_tensor("labels", htype="class_label")
         ds.extend({"images": [None if i == 5 else arrs[i] for i in range(N)], "labels": list(range(N))})
+    if how == "crop":  # a crop of nothing is an error, fused or not (the unfused transform raises it too)
+        from deeplake_loader.errors import TransformError
+
+        with pytest.raises(TransformError, match="cannot crop an empty image") as e:
+            _run(path, how, rows=list(range(N)), batch=1)
+        assert (e.value.tensor, e.value.index) == ("images", 5)
+        return
     got = _run(path, how, rows=list(range(N)), batch=1)  # batch(1): an empty sample does not stack
     if how.startswith("reader"):
         values = got
@@ -146,5 +154,30 @@ def test_empty_sample_of_empty_shape_is_legal(tmp_path, how):
             assert (v is None) if i == 5 else np.array_equal(np.asarray(v), arrs[i])
         elif i == 5:
             assert np.asarray(v).size == 0
-        elif how != "crop":
+        else:
             assert np.array_equal(v, arrs[i]), i
+
+
+@pytest.mark.parametrize("mode", ["numpy", "pytorch"])
+def test_an_empty_image_never_drops_the_fused_crop_of_its_batch(tmp_path, mode):
+    """One image stored empty (an appended None) among others: every batch without it comes
+    cropped, and its own batch raises the error the unfused RandomResizedCrop raises, naming that
+    row, instead of yielding uncropped images (or failing later in a confusing stack)."""
+    from deeplake_loader.errors import TransformError
+
+    ds = dl.empty(str(tmp_path / "ds"))
+    with ds:
+        ds.create_tensor("images", htype="image", sample_compression="jpeg")
+        jpeg = [dl.sample.Sample(buffer=images.make_jpeg(H, W, "RGB", seed=i), compression="jpeg") for i in range(N)]
+        ds.images.extend(jpeg[:5])
+        ds.images.append(None)
+        ds.images.extend(jpeg[6:])
+    for crop in (RandomResizedCrop(8), lambda img: RandomResizedCrop(8)(img)):  # fused, and plain Python
+        loader = getattr(ds.dataloader().transform({"images": crop, "index": None}).batch(BATCH), mode)()
+        it = iter(loader)
+        first = next(it)
+        assert np.asarray(first["images"]).shape == (BATCH, 8, 8, 3)
+        with pytest.raises(TransformError, match="crop") as err:
+            next(it)  # rows 4-7 hold the empty row 5
+        assert (err.value.tensor, err.value.index) == ("images", 5)
+        loader.close()

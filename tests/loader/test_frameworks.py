@@ -41,14 +41,8 @@ def assert_each_row_once_shuffled(result, rows=range(N)):
     assert epochs[0] != epochs[1]  # a new order every epoch
 
 
-def needs_ds_pytorch(loader, ds):
-    if loader == "ds_pytorch" and not hasattr(type(ds), "pytorch"):
-        pytest.skip("ds.pytorch() is not on this branch yet")
-
-
 @pytest.mark.parametrize("loader", ["chain", "chain_workers", "ds_pytorch"])
 def test_lightning_fits_every_row_once_per_epoch_shuffled(loader_ds, tmp_path, loader):
-    needs_ds_pytorch(loader, loader_ds)
     result = frameworks.run_lightning(loader_ds.path, tmp_path, 1, loader)
     assert_each_row_once_shuffled(result)
     assert result["batches"] == [-(-N // BATCH)] * 2
@@ -61,7 +55,6 @@ def test_lightning_ddp_two_ranks_split_the_rows(loader_ds, tmp_path, loader):
     """chain, ds_pytorch: Lightning injects its DistributedSampler and re-creates our loader, which
     turns it into our sharding; chain_distributed: the loader is already sharded, Lightning leaves
     it alone."""
-    needs_ds_pytorch(loader, loader_ds)
     run_ranks([sys.executable, SCRIPT, "lightning", loader_ds.path, str(tmp_path), "2", loader])
     ranks = frameworks.read_ranks(tmp_path, 2)
     assert ranks[0]["batches"] == ranks[1]["batches"] == [-(-(N // 2) // BATCH)] * 2  # equal batch counts
@@ -125,8 +118,6 @@ def test_keras_fits_on_the_loaders_tf_dataset(loader_ds):
 
 def test_keras_fits_on_ds_tensorflow_batched_by_tensorflow(loader_ds):
     """Deep Lake 3's ds.tensorflow(): unbatched samples that the script maps and batches itself."""
-    if not hasattr(type(loader_ds), "tensorflow"):
-        pytest.skip("ds.tensorflow() is not on this branch yet")
     tf = pytest.importorskip("tensorflow")
     keras = pytest.importorskip("keras")
 

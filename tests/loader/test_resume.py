@@ -347,3 +347,38 @@ def test_batch_sizes_spread():
                 assert sizes == sorted(sizes, reverse=True)  # full batches first
     with pytest.raises(ValueError, match="cannot put 3 rows in 4 batches"):
         loader_state.BatchSizes.spread(3, 4, 2)
+
+
+@pytest.mark.parametrize("plan", ["sample_by", "sample_by_no_replace", "jumping_view"])
+def test_resume_at_every_batch_of_plans_that_return_to_a_chunk(tmp_path, seeded, plan):
+    """Plans that read one chunk in several early steps (sample_by without shuffle draws rows of
+    every chunk all along; a view's rows jump back and forth between chunks): a resume after any
+    batch yields exactly the rest of the uninterrupted epoch."""
+    ds = dl.empty(str(tmp_path / "ds"))
+    with ds:
+        ds.create_tensor("ids", dtype="int64", max_chunk_size=200)
+        ds.extend({"ids": [np.array([i] * 4, np.int64) for i in range(60)]})
+    ds = dl.load(str(tmp_path / "ds"), read_only=True)
+    assert len(ds._reader("ids").enc.table) > 10
+
+    def make():
+        seeded(3)
+        if plan == "jumping_view":
+            return ds[[0, 50, 1, 51, 2, 52, 3, 53, 4, 54, 5, 55] * 3].dataloader().batch(2).pytorch()
+        return ds.dataloader().sample_by(np.ones(60), replace=plan == "sample_by").batch(4).pytorch()
+
+    def rows(b):
+        r = b["index"].reshape(-1).tolist()
+        assert b["ids"][:, 0].tolist() == r
+        return r
+
+    full = [rows(b) for b in make()]
+    for stop in range(1, len(full), 1 if plan == "sample_by" else 3):
+        loader = make()
+        it = iter(loader)
+        for _ in range(stop):
+            next(it)
+        state = loader.state_dict()
+        again = make()
+        again.load_state_dict(state)
+        assert [rows(b) for b in again] == full[stop:], f"resumed after batch {stop}"

@@ -87,3 +87,39 @@ def test_keras_knows_the_steps_of_an_epoch(loader_ds):
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(data, epochs=1, verbose=0)
     assert history.params["steps"] == len(loader)
+
+
+def test_transforms_under_tf_data_leave_the_process_wide_generators_alone(loader_ds):
+    """tf.data pulls batches on a thread of its own while the training step runs on another: the
+    transforms it runs there must not reseed NumPy's, Python's or torch's global generators (the
+    other thread may be drawing dropout masks from them). A transform holds its batch open while a
+    checker thread reads the global states: they are still the ones set before the epoch."""
+    import random
+    import threading
+
+    entered, release, armed, seen = threading.Event(), threading.Event(), threading.Event(), {}
+
+    def hold(v):
+        if armed.is_set() and not entered.is_set():
+            entered.set()
+            release.wait(30)
+        return v
+
+    def check():
+        if entered.wait(60):
+            seen["numpy"] = np.random.get_state()[1].tolist() == before_np
+            seen["python"] = random.getstate() == before_py
+        release.set()
+
+    loader = loader_ds.dataloader().transform({"vec": hold, "index": None}).batch(5).tensorflow()
+    tfds = loader.tf_dataset()  # its first batch (for the spec) is pulled here, on this thread; the rest on tf.data's
+    np.random.seed(99)
+    random.seed(99)
+    before_np, before_py = np.random.get_state()[1].tolist(), random.getstate()
+    armed.set()
+    checker = threading.Thread(target=check)
+    checker.start()
+    rows = [r for b in tfds for r in b["index"].numpy().reshape(-1).tolist()]
+    checker.join(60)
+    assert seen == {"numpy": True, "python": True}
+    assert sorted(rows) == list(range(N))

@@ -235,15 +235,30 @@ def _thread_name(sample):
     return {**sample, "thread": threading.current_thread().name}
 
 
-def test_a_rebuilt_loader_decodes_ahead_on_a_background_thread(loader_ds):
+def test_a_rebuilt_loader_decodes_ahead_on_a_background_thread(loader_ds, monkeypatch):
     """One process, no workers (what Accelerate builds by default): the batches the sampler yields
-    are decoded ahead, off the training thread; each still holds exactly its rows."""
+    are decoded ahead, off the training thread, while the user's transform runs on the thread that
+    asks (random.py: a background thread never touches the process-wide generators); each batch
+    still holds exactly its rows."""
+    import threading
+
+    from deeplake_loader.pipeline import Pipeline
+
+    decoded_on = []
+    decode_rows = Pipeline.decode_rows
+
+    def spy(self, rows, seed):
+        decoded_on.append(threading.current_thread().name)
+        return decode_rows(self, rows, seed)
+
+    monkeypatch.setattr(Pipeline, "decode_rows", spy)
     loader = loader_ds.dataloader().transform(_thread_name).batch(5).shuffle().pytorch(tensors=["images", "vec"])
     for _ in range(2):
+        decoded_on.clear()
         batches = list(rebuilt(loader))
         assert sorted(r for b in batches for r in check_rows(b)) == list(range(N))
-        threads = [b["thread"][0] for b in batches]
-        assert set(threads[1:]) == {"deeplake_loader-lookahead"}
+        assert {b["thread"][0] for b in batches} == {threading.current_thread().name}
+        assert len(decoded_on) == len(batches) and set(decoded_on) == {"deeplake_loader-lookahead"}
 
 
 def test_a_rebuilt_loader_asked_out_of_order_decodes_directly(loader_ds):
@@ -255,3 +270,68 @@ def test_a_rebuilt_loader_asked_out_of_order_decodes_directly(loader_ds):
     for want, b in zip(every_other, got):
         assert check_rows(b) == [int(r) for r in np.asarray(want)]  # no view, no query: positions are rows
     assert {b["thread"][0] for b in got} == {"MainThread"}
+
+
+def _crop_chain(ds):
+    from deeplake_loader.transforms import RandomResizedCrop
+
+    return (ds.dataloader().transform({"images": RandomResizedCrop(8, scale=(0.1, 1.0), hflip=True), "vec": None,
+                                       "index": None})
+            .batch(6).shuffle().pytorch())
+
+
+def _record(batches):
+    return [(rows_of(b), np.asarray(b["images"]).copy(), np.asarray(b["vec"]).tolist()) for b in batches]
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(ra == rb and np.array_equal(ia, ib) and va == vb
+                                    for (ra, ia, va), (rb, ib, vb) in zip(a, b))
+
+
+@pytest.mark.parametrize("workers,context", [(0, None), (2, "fork"), (2, "spawn")])
+def test_a_rebuilt_dataloader_augments_by_epoch_and_batch_like_the_loader(loader_ds, seeded, workers, context):
+    """A torch DataLoader rebuilt from our parts (Accelerate) seeds each batch's crops by (seed,
+    epoch, rank, batch) as our own loop does: its epoch e is the loader's epoch e, crops included,
+    whichever process decodes; epochs differ; and a seed repeats it even in spawned workers (whose
+    process-wide root differs: the sampler's positions carry it)."""
+    def run_rebuilt():
+        seeded(11)
+        loader = _crop_chain(loader_ds)
+        r = DataLoader(loader.dataset, batch_sampler=loader.batch_sampler, collate_fn=loader.collate_fn,
+                       num_workers=workers, multiprocessing_context=context)
+        return [_record(r) for _ in range(3)]
+
+    seeded(11)
+    loader = _crop_chain(loader_ds)
+    ours = [_record(loader) for _ in range(3)]
+    loader.close()
+    first, again = run_rebuilt(), run_rebuilt()
+    for e, (epoch, want, repeat) in enumerate(zip(first, ours, again)):
+        for rows, imgs, vec in epoch:
+            assert vec == [[r, 2 * r] for r in rows]
+        assert _same(epoch, want), f"epoch {e + 1}: the rebuilt DataLoader differs from the loader's own epoch"
+        assert _same(epoch, repeat), f"epoch {e + 1}: the same seed gave other batches"
+    assert not np.array_equal(first[0][0][1], first[1][0][1]), "every epoch got the same crops"
+
+
+def test_transforms_of_a_rebuilt_dataloader_run_on_the_thread_that_asks(loader_ds, seeded):
+    """The lookahead decodes on a background thread, but the user's transforms (which may draw from
+    the process-wide generators) run on the thread that asked for the batch, inside a scope that
+    leaves those generators as the training loop had them."""
+    import threading
+
+    seen = set()
+
+    def noisy(v):
+        seen.add(threading.current_thread().name)
+        return v + np.random.randint(0, 3)
+
+    seeded(5)
+    loader = loader_ds.dataloader().transform({"vec": noisy, "index": None}).batch(4).pytorch()
+    r = DataLoader(loader.dataset, batch_sampler=loader.batch_sampler, collate_fn=loader.collate_fn)
+    np.random.seed(123)
+    expected = np.random.RandomState(123)
+    for b in r:
+        assert np.random.random() == expected.random_sample()  # the loop's own stream, undisturbed
+    assert seen == {threading.current_thread().name}

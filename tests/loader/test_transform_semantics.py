@@ -144,8 +144,10 @@ class _Scale:
         return v * self.factor
 
 
-def test_lambdas_closures_and_local_functions_travel_to_workers(loader_ds):
-    """One loader, every kind of user code that plain pickle refuses, in two worker processes."""
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_lambdas_closures_and_local_functions_travel_to_workers(loader_ds, context):
+    """One loader, every kind of user code that plain pickle refuses, in two worker processes:
+    forked (they inherit it), or fresh interpreters (it travels by value, cloudpickle)."""
     offset = np.array([1000, 2000])  # captured by a closure
 
     def local_fn(v):  # a local function
@@ -166,7 +168,9 @@ def test_lambdas_closures_and_local_functions_travel_to_workers(loader_ds):
 
     transform = {"vec": local_fn, "labels": functools.partial(add, k=10), "images": Local(),
                  "caption": lambda c: c.upper(), "index": _Scale(1)}
-    with loader_ds.dataloader().transform(transform).batch(7).pytorch(num_workers=2, collate_fn=collate) as loader:
+    loader = loader_ds.dataloader().transform(transform).batch(7).pytorch(num_workers=2, collate_fn=collate)
+    loader.multiprocessing_context = context
+    with loader:
         rows = []
         for b in loader:
             r = b["rows"]
@@ -179,13 +183,19 @@ def test_lambdas_closures_and_local_functions_travel_to_workers(loader_ds):
 
 
 def test_what_cannot_travel_to_workers_is_named(loader_ds, tmp_path):
+    """Workers that run a fresh interpreter (multiprocessing_context='spawn') get the transform by
+    value: what cannot be pickled is named. Forked workers inherit it, as torch's do: it just works."""
     log = open(tmp_path / "log.txt", "w")  # noqa: SIM115 - an open file is the point
 
     def write_log(sample):
         log.write(str(sample["index"]))
         return sample
 
+    forked = loader_ds.dataloader().transform(write_log).batch(4).pytorch(tensors=["labels"], num_workers=2)
+    assert sorted(r for b in forked for r in b["index"].reshape(-1).tolist()) == list(range(N))
+    forked.close()
     loader = loader_ds.dataloader().transform(write_log).batch(4).pytorch(tensors=["labels"], num_workers=2)
+    loader.multiprocessing_context = "spawn"
     with pytest.raises(WorkerError) as e:
         next(iter(loader))
     msg = str(e.value)
@@ -201,6 +211,7 @@ def test_what_cannot_travel_to_workers_is_named(loader_ds, tmp_path):
                 return v
 
     loader = loader_ds.dataloader().transform({"labels": Guarded()}).pytorch(num_workers=1)
+    loader.multiprocessing_context = "spawn"
     with pytest.raises(WorkerError, match=r"attribute 'lock' of transform of tensor 'labels' \(a _thread\.lock\)"):
         next(iter(loader))
     loader.close()
@@ -300,3 +311,42 @@ def test_decode_method_data_is_tensor_data(loader_ds):
             assert np.array_equal(_np(b["images"]["value"])[k], loader_ds.images[x].data()["value"])
         assert b["images"]["sample_info"] == loader_ds.images[r[0]].data()["sample_info"]
     assert rows == list(range(N))
+
+
+def _label_smoothing(sample):
+    """Soft targets from a class label (what label smoothing and mixup return): floats in (0, 1)."""
+    return {"labels": sample["labels"].astype(np.float32) * 0.9 + 0.05, "index": sample["index"]}
+
+
+def _halve(v):
+    return v * 0.5
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("mode", ["pytorch", "tensorflow", "numpy"])
+def test_what_a_transform_returns_keeps_its_dtype_even_under_a_class_label_key(loader_ds, mode, workers):
+    """The terminal's conversions (class_label -> int64) apply to what a transform receives, never to
+    what it returns: soft labels under the key of a class_label tensor stay floats."""
+    callable_loader = getattr(loader_ds.dataloader().transform(_label_smoothing).batch(5), mode)(
+        tensors=["labels"], num_workers=workers)
+    dict_loader = getattr(loader_ds.dataloader().transform({"labels": _halve, "index": None}).batch(5), mode)(
+        num_workers=workers)
+    for loader, value, dtype in ((callable_loader, lambda r: (r % 4) * 0.9 + 0.05, np.float32),
+                                 (dict_loader, lambda r: (r % 4) * 0.5, np.float64)):
+        rows = []
+        with loader:
+            for b in loader:
+                labels, r = _np(b["labels"]), rows_of(b)
+                assert labels.dtype == dtype, f"{mode}: a transform's {dtype.__name__} came back as {labels.dtype}"
+                assert np.allclose(labels.reshape(-1), [value(x) for x in r])
+                rows += r
+        assert rows == list(range(N))
+
+
+@pytest.mark.parametrize("mode", ["pytorch", "tensorflow"])
+def test_without_user_code_class_labels_are_int64(loader_ds, mode):
+    """The fast path (no transform) still converts what it hands over, now in the one place that
+    decides a batch's dtypes (pipeline/collate.py)."""
+    b = next(iter(getattr(loader_ds.dataloader().batch(4), mode)(tensors=["labels", "vec"])))
+    assert _np(b["labels"]).dtype == np.int64 and _np(b["labels"]).reshape(-1).tolist() == [0, 1, 2, 3]
+    assert _np(b["vec"]).dtype == VEC[mode]

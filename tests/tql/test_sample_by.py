@@ -52,9 +52,24 @@ def test_sample_by_inside_a_query(qds, ref):
     assert len(set(res.rows.tolist())) == 10 and all(labels[res.rows] > 0)
 
 
+def test_replace_false_is_a_weighted_reordering_of_every_row(qds, ref):
+    """As deeplake: `replace false` orders every row (positive weights first, drawn by weight, then
+    the weight-0 rows in row order); a limit cuts that order, one above the row count gives every
+    row; all weights 0 gives the rows in order. With replacement all-zero weights are an error
+    (deeplake hangs)."""
+    labels = np.array(ref["labels"])
+    ones = [int(r) for r in np.flatnonzero(labels == 1)]
+    res = query_rows(qds, "select * sample by max_weight(labels == 1: 1) replace false limit 1000").rows.tolist()
+    assert len(res) == N and sorted(res[:len(ones)]) == ones
+    assert res[len(ones):] == [r for r in range(N) if labels[r] != 1]
+    three = query_rows(qds, "select * sample by max_weight(labels == 1: 1) replace false limit 3").rows.tolist()
+    assert len(ones) >= 3 and len(set(three)) == 3 and set(three) <= set(ones)
+    assert query_rows(qds, "select * sample by labels * 0 replace false").rows.tolist() == list(range(N))
+    with pytest.raises(RuntimeError, match="weights sum to zero"):
+        query_rows(qds, "select * sample by labels * 0")
+
+
 def test_sample_errors(qds):
-    with pytest.raises(TQLError, match="without replacement"):
-        query_rows(qds, "select * sample by max_weight(labels == 1: 1) replace false limit 1000")
     with pytest.raises(TQLError, match="needs a weight expression"):
         sample_weights(qds, "select * where labels == 1")
     with pytest.raises(TQLError, match="one number per row"):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from deeplake_loader.format.chunk_lru import ChunkLRU
-from deeplake_loader.storage.cache import ChunkCache
+from deeplake_loader.storage.cache import _TRAILER, ChunkCache
 
 URL = "s3://bucket/dataset"
 
@@ -35,19 +35,27 @@ def test_put_get_and_keys(tmp_path):
     assert cache.hits == 1 and cache.misses == 2
 
 
+class Clock:
+    """An explicit clock for the cache's LRU times: every reading is one second after the last."""
+
+    def __init__(self):
+        self.now = 1_000_000_000.0
+
+    def __call__(self):
+        self.now += 1.0
+        return self.now
+
+
 def test_bounded_by_bytes_least_recently_used_out(tmp_path):
-    cache = ChunkCache(URL, 1_000_000, str(tmp_path))
+    cache = ChunkCache(URL, 1_000_000, str(tmp_path), clock=Clock())
     cache.put("c/0", "t", payload(0, 150_000))
     for k in range(1, 20):
-        time.sleep(0.002)  # distinct mtimes
         cache.put(f"c/{k}", "t", payload(k, 150_000))
         assert cache.get("c/0", "t") == payload(0, 150_000)  # used all along: stays
-        assert cache.size() <= 1_000_000 + 150_016  # an eviction runs every eighth of the limit
-    cache.evict()
-    assert cache.size() <= 1_000_000
+        assert cache.size() <= 1_000_000  # at every moment, not only after an eviction
     assert cache.get("c/1", "t") is None  # least recently used: gone
     assert cache.get("c/19", "t") == payload(19, 150_000)
-    cache.put("big", "t", payload(1, 2_000_000))  # larger than the whole cache: not kept
+    assert cache.put("big", "t", payload(1, 2_000_000)) is False  # larger than the whole cache: not kept
     assert cache.get("big", "t") is None
 
 
@@ -63,7 +71,10 @@ def test_a_damaged_file_is_a_miss_and_is_removed(tmp_path):
         f.seek(-16, 2)
         f.write(b"X" * 16)
     assert cache.get("c/2", "t") is None
+    # (a changed byte under a right trailer: tests/unit/test_cache_security.py)
 
+
+ENTRY = 48_000_000 + _TRAILER.size
 
 WRITER = """
 import sys
@@ -96,12 +107,12 @@ def test_a_writer_killed_mid_write_leaves_no_chunk_that_reads_wrong(tmp_path):
             proc.kill()
             proc.wait()
         left = [p for p in Path(root).rglob("*") if ".tmp-" in p.name]
-        if left and any(0 < p.stat().st_size < 48_000_016 for p in left):
+        if left and any(0 < p.stat().st_size < ENTRY for p in left):
             caught = True
             break
     assert caught, "the kill never landed mid-write"
     finals = [p for p in Path(root).rglob("*") if p.is_file() and len(p.parent.name) == 2 and ".tmp-" not in p.name]
-    assert all(p.stat().st_size == 48_000_016 for p in finals)  # every real name holds a whole chunk
+    assert all(p.stat().st_size == ENTRY for p in finals)  # every real name holds a whole chunk
     cache = ChunkCache(URL, 10**12, root, tmp_max_age=3600)
     for k in range(8):
         got = cache.get(f"images/chunks/{k}", "t")

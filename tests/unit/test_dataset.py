@@ -122,9 +122,10 @@ def test_commit_and_load_old_commit(ds):
     assert len(ds.labels) == 21
     old = dl.load(ds.path, commit=first)
     assert len(old.labels) == 20
-    with pytest.raises(ReadOnlyError):
-        old.labels.append(1)
-    assert len(dl.load(ds.path).labels) == 21
+    old.labels.append(1)  # as deeplake: a write at a commit goes to a new branch auto_<id> made there
+    assert old.branch.startswith("auto_") and len(old.labels) == 21 and old.labels[20].numpy().tolist() == [1]
+    assert len(dl.load(ds.path).labels) == 21 and dl.load(ds.path).labels[20].numpy().tolist() == [0]
+    assert len(dl.load(ds.path, branch=old.branch).labels) == 21
 
 
 def test_read_only_and_views_refuse_writes(ds):

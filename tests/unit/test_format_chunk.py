@@ -89,8 +89,11 @@ def test_codecs_sniff_decode_and_support():
     assert np.array_equal(compression.pil_decode(png), img)
     with pytest.raises(DecodeError):
         compression.decode_images([b"not an image at all"], "png", [(2, 2, 3)])
+    compression.check_supported("mp4", tensor="vid")  # media files: format/media
     with pytest.raises(UnsupportedError, match="mp4"):
-        compression.check_supported("mp4", tensor="vid")
+        compression.check_supported("mp4", tensor="vid", chunk=True)  # never a chunk compression
+    with pytest.raises(UnsupportedError, match="stl"):
+        compression.check_supported("stl", tensor="mesh")
     assert compression.normalize("JPG") == "jpeg"
 
 

@@ -83,3 +83,22 @@ def test_single_samples_of_remote_datasets_use_range_reads(tmp_path, monkeypatch
     assert not [k for k in whole if "/chunks/" in k]
     sample_reads = [(a, b) for k, a, b in ranges if "/chunks/" in k and a > 0]
     assert any(b - a == 4000 for a, b in sample_reads)  # one int32 sample of 1000 values
+
+
+def test_fsspec_providers_pickle_as_what_reopens_them(tmp_path, monkeypatch):
+    """Any fsspec URL (here memory://, whose objects live in this process) with the chunk cache on:
+    the used provider pickles, and the copy, which opens its own filesystem, reads the same bytes.
+    A gcs:// provider pickles with its token before anything is opened."""
+    pytest.importorskip("fsspec")
+    import pickle
+
+    monkeypatch.setenv("DEEPLAKE_LOADER_CACHE_DIR", str(tmp_path / "cache"))
+    store = storage_for(f"memory://pickled_{tmp_path.name}", local_cache_size=1)
+    store.put("t/chunks/a", b"0123456789" * 100)
+    assert store.read_blob("t/chunks/a") == b"0123456789" * 100 and store.inner.listing("t/chunks")
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy.inner._fs is None and copy.inner._listings == {} and copy.cache.dir == store.cache.dir
+    assert copy.read_blob("t/chunks/a") == b"0123456789" * 100
+    assert copy.cache.hits == 1  # served from the cache the original filled
+    gcs = pickle.loads(pickle.dumps(storage_for("gcs://bucket/ds", creds={"type": "service_account"})))
+    assert gcs.inner._options == {"token": {"type": "service_account"}} and gcs.inner._fs is None

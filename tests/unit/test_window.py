@@ -64,18 +64,24 @@ class FarDisk(SlowDisk):
             self.cv.notify_all()
 
     def read_blob(self, key, size=None, parts=None):
-        with self.lock:
-            self.parts[key] = parts
         with self.cv:
+            self.parts[key] = parts
+            self.cv.notify_all()
             assert self.cv.wait_for(lambda: key in self.opened or None in self.opened, timeout=10)
         return super().read_blob(key, size, parts)
 
-    def wait_reads(self, n):
-        deadline = time.monotonic() + 10
-        while len(self.parts) < n and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.05)  # and no more than n
-        return len(self.parts)
+    def reads_started(self, window, n):
+        """The reads started once ``n`` have (waiting at most 10 s, a hang guard) and the window has
+        learnt every size: no more can start while none is let through, since the window's
+        admissions are then settled (each admitted chunk is read once, and no read finishes)."""
+        with self.cv:
+            self.cv.wait_for(lambda: len(self.parts) >= n, timeout=10)
+        assert window.sizes_known.wait(10)
+        with window._cv:
+            admitted = window._next_submit
+        with self.cv:
+            self.cv.wait_for(lambda: len(self.parts) >= admitted, timeout=10)
+            return len(self.parts)
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +177,7 @@ def test_remote_window_opens_to_the_byte_budget_once_the_first_chunk_is_in(rows_
     assert len(names) > 1 + BESIDE_URGENT + 4
     with ChunkWindow(reader, names, max_bytes=budget) as w:
         at_start = admitted(0, 1 + BESIDE_URGENT)
-        assert storage.wait_reads(at_start) == at_start
+        assert storage.reads_started(w, at_start) == at_start
         assert storage.parts[keys[0]] == URGENT_PARTS
         assert all(storage.parts[k] is None for k in keys[1:at_start])
         storage.open(keys[0])
@@ -179,12 +185,80 @@ def test_remote_window_opens_to_the_byte_budget_once_the_first_chunk_is_in(rows_
         then = admitted(1, MAX_THREADS)
         if budget_chunks is None:
             assert then > 1 + BESIDE_URGENT  # the window does widen past its start
-        assert storage.wait_reads(1 + then) == 1 + then
+        assert storage.reads_started(w, 1 + then) == 1 + then
         assert all(storage.parts[k] is None for k in keys[1:1 + then])
         assert w.peak_bytes <= budget
         storage.open()
         for name in names[1:]:
             assert w.take(name).key.endswith(name)
+
+
+class GatedListing(LocalProvider):
+    """A local dataset posing as a remote store (it has link stats) on which learning the size of
+    the ``slow`` chunks needs a LIST that hangs until the test opens ``gate``; ``listing`` is set
+    when such a LIST starts; finished reads are kept in order."""
+
+    stats = LinkStats()
+
+    def __init__(self, root, slow):
+        super().__init__(root)
+        self.slow = set(slow)
+        self.gate, self.listing = threading.Event(), threading.Event()
+        self.cv = threading.Condition()
+        self.read = []
+
+    def size_of(self, key):
+        if key in self.slow:
+            self.listing.set()
+            self.gate.wait(60)
+        return super().size_of(key)
+
+    def read_blob(self, key, size=None, parts=None):
+        data = super().read_blob(key, size, parts)
+        with self.cv:
+            self.read.append(key)
+            self.cv.notify_all()
+        return data
+
+
+def test_a_slow_listing_holds_back_neither_take_nor_the_other_reads(rows_path):
+    """The size of the 5th chunk needs a LIST that hangs until the test opens its gate (as a LIST
+    retried for minutes would): meanwhile the window is made, the chunks before it are read on the
+    window's threads and taken, and so is the 5th (taken next: admitted on an estimated size, its
+    read does not wait for the LIST); once the gate opens the rest arrives in plan order."""
+    names = _names(_reader(rows_path, LocalProvider(rows_path)))
+    probe = _reader(rows_path, LocalProvider(rows_path))
+    keys = [probe.vs.chunk_key(probe.key, n) for n in names]
+    storage = GatedListing(rows_path, slow={keys[4]})
+    reader = _reader(rows_path, storage)
+    took, errors = [], []
+    early = threading.Event()  # the first five chunks were taken
+
+    def consume():
+        try:
+            with ChunkWindow(reader, names, max_bytes=10**9) as w:
+                for name in names[:5]:
+                    took.append(w.take(name).key)
+                early.set()
+                storage.gate.wait(60)
+                for name in names[5:]:
+                    took.append(w.take(name).key)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    try:
+        assert storage.listing.wait(10), "the slow LIST never started"
+        assert early.wait(10), "take() waited for a LIST that only later chunks need"
+        with storage.cv:
+            assert set(keys[:5]) <= set(storage.read)  # read while the LIST hangs
+        assert not storage.gate.is_set()
+    finally:
+        storage.gate.set()
+        consumer.join(60)
+    assert not consumer.is_alive() and not errors, errors
+    assert took == keys
 
 
 def test_a_failed_read_names_its_rows_and_skipped_steps_are_released(rows_path):

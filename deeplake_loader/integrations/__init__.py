@@ -1,0 +1,1 @@
+"""``deeplake.integrations``: ``pytorch`` (``deeplake.integrations.pytorch.common.collate_fn``)."""
