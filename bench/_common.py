@@ -160,16 +160,58 @@ def print_table(rows: Sequence[tuple[str, float]], unit: str = "images/s",
     print(f"  peak RSS: {peak_rss_mb():.0f} MiB")
 
 
-def run_config(script: str, n: int, name: str) -> dict:
-    """One benchmark row in its own process (so its peak RSS and thread pools are its own):
-    ``python script --n n --config name``, which prints its result as JSON on its last line."""
+def run_row(cmd, name: str, env=None) -> dict:
+    """Run one benchmark row's command (its own process, so its peak RSS and thread pools are its
+    own); it prints its result as JSON on its last line."""
     import json
     import subprocess
 
-    out = subprocess.run([sys.executable, script, "--n", str(n), "--config", name], capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode:
         raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_config(script: str, n: int, name: str) -> dict:
+    """One benchmark row of ``script`` in its own process: ``python script --n n --config name``."""
+    return run_row([sys.executable, script, "--n", str(n), "--config", name], name)
+
+
+def _repo_tests():
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+def deeplake_python():
+    """(interpreter, env) of the tests' deeplake 3.9.52 side venv (tests/common/dl3.py), or (None,
+    None) when it has not been built (benches never build it)."""
+    _repo_tests()
+    try:
+        from tests.common import dl3
+    except ImportError:
+        return None, None
+    override = os.environ.get(dl3.ENV_PYTHON)
+    python = override or str(dl3.VENV_DIR / "bin" / "python")
+    if not os.path.exists(python) or not (override or (dl3.VENV_DIR / dl3.MARKER_NAME).exists()):
+        return None, None
+    return python, dl3._env()
+
+
+def torchvision_python():
+    """(interpreter, env) of the tests' torch 2.14.1 + torchvision side venv (tests/common/tvenv.py)
+    with this checkout and bench/ on PYTHONPATH, or (None, None) when it has not been built."""
+    _repo_tests()
+    try:
+        from tests.common import tvenv
+    except ImportError:
+        return None, None
+    venv = tvenv.venv_dir()
+    python = str(venv / "bin" / "python")
+    if not os.path.exists(python) or not (venv / tvenv.MARKER_NAME).exists():
+        return None, None
+    here = str(Path(__file__).resolve().parent)
+    return python, dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(here).parent), here]))
 
 
 def corpus_args(argv, doc: str, run_config, prepare, *, quick_n: int = 500, rounds: int | None = None,

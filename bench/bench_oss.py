@@ -17,9 +17,7 @@ Usage: python3 bench/bench_oss.py [--n 5000] [--quick] [--rounds 2]
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import time
 
@@ -50,20 +48,6 @@ print(json.dumps({"rate": count / dt, "count": count, "seconds": dt, "first_batc
 """
 
 
-def deeplake_python():
-    """The deeplake 3.9.52 interpreter of the tests' side venv if it is there (never built here)."""
-    sys.path.insert(0, os.path.dirname(HERE))
-    try:
-        from tests.common import dl3
-    except ImportError:
-        return None, None
-    override = os.environ.get(dl3.ENV_PYTHON)
-    python = override or str(dl3.VENV_DIR / "bin" / "python")
-    if not os.path.exists(python) or not (override or (dl3.VENV_DIR / dl3.MARKER_NAME).exists()):
-        return None, None
-    return python, dl3._env()
-
-
 def run_config(name, n):
     C.warm_allocator()
     import torch
@@ -89,16 +73,11 @@ def run_config(name, n):
 
 def measure(name, n):
     if name == "deeplake":
-        python, env = deeplake_python()
+        python, env = C.deeplake_python()
         if python is None:
             return None
-        cmd = [python, "-c", _DEEPLAKE, bench_loader.dataset(n), str(BATCH)]
-    else:
-        cmd, env = [sys.executable, __file__, "--n", str(n), "--config", name], None
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode:
-        raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        return C.run_row([python, "-c", _DEEPLAKE, bench_loader.dataset(n), str(BATCH)], name, env)
+    return C.run_config(__file__, n, name)
 
 
 def main(argv=None):

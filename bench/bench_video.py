@@ -109,19 +109,9 @@ def run_config(name, n, frames):
     return {"rate": count / dt, "frames": count, "seconds": dt, "peak_rss_mb": C.peak_rss_mb()}
 
 
-def deeplake_python():
-    from tests.common import dl3
-
-    override = os.environ.get(dl3.ENV_PYTHON)
-    python = override or str(dl3.VENV_DIR / "bin" / "python")
-    if not os.path.exists(python) or not (override or (dl3.VENV_DIR / dl3.MARKER_NAME).exists()):
-        return None, None
-    return python, dl3._env()
-
-
 def measure(name, n, frames):
     if name == "deeplake":
-        python, env = deeplake_python()
+        python, env = C.deeplake_python()
         if python is None:
             return None
         cmd = [python, "-c", _DEEPLAKE, dataset(n, frames), str(BATCH)]

@@ -24,9 +24,7 @@ Usage: python3 bench/bench_workers.py [--n 2000] [--quick] [--rounds 2] [--rows 
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import time
 
@@ -167,47 +165,18 @@ if __name__ == "__main__":
 """
 
 
-def _side_pythons():
-    """(deeplake 3.9.52's interpreter and env, the torchvision venv's interpreter and env), each
-    None when that side venv has not been built (the tests build them)."""
-    sys.path.insert(0, os.path.dirname(HERE))
-    dl3_py = tv_py = None
-    try:
-        from tests.common import dl3
-
-        py = str(dl3.VENV_DIR / "bin" / "python")
-        if os.path.exists(py) and any(dl3.VENV_DIR.glob(".deeplake_loader_ready*")):
-            dl3_py = (py, dl3._env())
-    except ImportError:
-        pass
-    try:
-        from tests.common import tvenv
-
-        py = str(tvenv.venv_dir() / "bin" / "python")
-        if os.path.exists(py) and (tvenv.venv_dir() / tvenv.MARKER_NAME).exists():
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
-            tv_py = (py, env)
-    except ImportError:
-        pass
-    return dl3_py, tv_py
-
-
-def measure(name, n, sides):
-    dl3_py, tv_py = sides
+def measure(name, n):
     if name.startswith("dl3"):
-        if dl3_py is None:
+        python, env = C.deeplake_python()
+        if python is None:
             return None
-        cmd, env = [dl3_py[0], "-c", _DEEPLAKE, bench_loader.dataset(n), str(BATCH)], dl3_py[1]
-    elif "tv" in name:
-        if tv_py is None:
+        return C.run_row([python, "-c", _DEEPLAKE, bench_loader.dataset(n), str(BATCH)], name, env)
+    if "tv" in name:
+        python, env = C.torchvision_python()
+        if python is None:
             return None
-        cmd, env = [tv_py[0], __file__, "--n", str(n), "--config", name], tv_py[1]
-    else:
-        cmd, env = [sys.executable, __file__, "--n", str(n), "--config", name], None
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode:
-        raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        return C.run_row([python, __file__, "--n", str(n), "--config", name], name, env)
+    return C.run_config(__file__, n, name)
 
 
 def main(argv=None):
@@ -221,11 +190,10 @@ def main(argv=None):
     if args is None:
         return 0
     bench_loader.corpus_files(args.n)
-    sides = _side_pythons()
     best = {}
     for r in range(args.rounds):
         for name in rows:
-            res = measure(name, args.n, sides)
+            res = measure(name, args.n)
             if res is None:
                 print(f"  {name:<13} skipped: its side venv is not built (run the tests once)", flush=True)
                 continue

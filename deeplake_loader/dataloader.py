@@ -291,6 +291,28 @@ class _LoaderBase:
 
         return dataset(self if self._config.mode == "tensorflow" else self.tensorflow())
 
+    @property
+    def multiprocessing_context(self):
+        """The context our worker processes start with (what a DataLoader rebuilt from this loader's
+        parts should use too): fork (the default on Linux), or spawn's for workers that run a fresh
+        interpreter on our own entry module; None without workers. Settable, as torch's."""
+        if self._config.num_workers == 0:
+            return None
+        from .pipeline.workers import context_of
+
+        return context_of(self._config.start_method)
+
+    @multiprocessing_context.setter
+    def multiprocessing_context(self, ctx):
+        from .pipeline.workers import start_method_of
+
+        self._reconfigure(start_method=start_method_of(ctx))
+
+    def _reconfigure(self, **changes):
+        """Change options of a loader that has not started an epoch (torch's rule for setters)."""
+        self.close()
+        object.__setattr__(self, "_config", self._config.with_(**changes))
+
     def close(self):
         if self._pipeline is not None:
             self._pipeline.close()

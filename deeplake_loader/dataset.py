@@ -469,8 +469,8 @@ class Dataset:
         ``sequence[X]``, ``link[X]``; video, audio, point_cloud, nifti and mesh tensors need
         ``sample_compression`` named (None: raw arrays), as in deeplake; dicom defaults to "dcm".
         With ``exist_ok=True`` an existing tensor of that name is returned unchanged when the call
-        asks for what it is (format/htypes.config_difference; a compression left unspecified matches
-        the tensor's), else ValueError showing both configurations."""
+        asks for what it is (format/htypes.config_difference; a compression left unspecified is
+        None there, as deeplake compares it), else ValueError showing both configurations."""
         from .format.htypes import config_difference
 
         full = self._full(name)
@@ -478,7 +478,7 @@ class Dataset:
             if not exist_ok:
                 raise TensorAlreadyExistsError(name)
             meta = self._reader(name).meta
-            asked = meta.get("sample_compression") if sample_compression is UNSPECIFIED else sample_compression
+            asked = None if sample_compression is UNSPECIFIED else sample_compression  # as deeplake compares it
             difference = config_difference(meta, htype, dtype, asked, chunk_compression, hidden)
             if difference is not None:
                 raise ValueError(f"Tensor {name} already exists with different configuration. Current config: "

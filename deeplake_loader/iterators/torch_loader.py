@@ -13,7 +13,6 @@ torch's Sequential/Random samplers turn the shuffle off/on; any other sampler is
 
 from __future__ import annotations
 
-import multiprocessing as mp
 
 from torch.utils.data import BatchSampler, DistributedSampler, RandomSampler, SequentialSampler
 
@@ -116,6 +115,8 @@ def loader_args(cfg, kwargs: dict):
     if kwargs.get("generator") is not None:
         changes["generator"] = kwargs["generator"]
     if kwargs.get("multiprocessing_context") is not None:
+        from ..pipeline.workers import start_method_of
+
         changes["start_method"] = start_method_of(kwargs["multiprocessing_context"])
     if kwargs.get("in_order") is False:
         raise ValueError("in_order=False is not supported: DeepLakeDataLoader always yields batches in order")
@@ -126,19 +127,6 @@ def checked_worker_init_fn(fn):
     if fn is not None and not callable(fn):
         raise ValueError(f"worker_init_fn must be callable, got {type(fn).__name__}")
     return fn
-
-
-def start_method_of(ctx):
-    """How our workers start for a torch ``multiprocessing_context`` (a name or a context): 'fork'
-    forks, 'spawn' and 'forkserver' run a fresh interpreter on our own entry module (never the
-    user's script: pipeline/worker.py), None is the platform's default."""
-    if ctx is None:
-        return None
-    method = ctx if isinstance(ctx, str) else getattr(ctx, "get_start_method", lambda: None)()
-    if method not in ("fork", "spawn", "forkserver"):
-        raise ValueError(f"multiprocessing_context={ctx!r}: expected None, 'fork', 'spawn', 'forkserver' or a "
-                         "multiprocessing context")
-    return "fork" if method == "fork" else "exec"
 
 
 def _named(collate, fn):
@@ -224,21 +212,6 @@ class TorchShape:
     @worker_init_fn.setter
     def worker_init_fn(self, fn):  # torch allows it; Lightning sets it for seed_everything(workers=True)
         self._reconfigure(worker_init_fn=checked_worker_init_fn(fn))
-
-    @property
-    def multiprocessing_context(self):
-        """The context our worker processes start with (what a DataLoader rebuilt from these parts
-        should use too): fork, or spawn for workers that run a fresh interpreter."""
-        if self._config.num_workers == 0:
-            return None
-        from ..pipeline.workers import default_start_method
-
-        method = self._config.start_method or default_start_method()
-        return mp.get_context("fork" if method == "fork" else "spawn")
-
-    @multiprocessing_context.setter
-    def multiprocessing_context(self, ctx):
-        self._reconfigure(start_method=start_method_of(ctx))
 
     def close(self):
         from ..dataloader import _LoaderBase

@@ -18,7 +18,7 @@ import weakref
 import numpy as np
 
 from .. import random as dl_random
-from ..errors import DeepLakeLoaderError, EmptyTensorError
+from ..errors import EmptyTensorError
 from . import plan, state
 from .background import background
 from .collate import assembler

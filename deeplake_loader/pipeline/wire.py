@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import io
 import pickle
+import select
+import socket
 import struct
 import sys
 
@@ -71,9 +73,27 @@ def area_bytes(buffers) -> int:
     return total
 
 
-def send(sock, obj, tag=(0, 0), area=None) -> None:
+def _send_all(sock, data, stalled) -> None:
+    """``sock.sendall(data)``, but calling ``stalled()`` (which raises to give up) each second the
+    other end reads nothing: a peer that never reads is an error of the caller's choosing, not a hang."""
+    if stalled is None:
+        sock.sendall(data)
+        return
+    view = memoryview(data).cast("B")
+    while len(view):
+        _, writable, _ = select.select([], [sock], [], 1.0)
+        if not writable:
+            stalled()
+            continue
+        try:
+            view = view[sock.send(view, socket.MSG_DONTWAIT):]
+        except BlockingIOError:
+            continue
+
+
+def send(sock, obj, tag=(0, 0), area=None, stalled=None) -> None:
     """Send ``obj`` tagged ``tag`` (two ints); its buffers go into ``area`` (a writable flat
-    memoryview of shared memory) when they fit, else inline."""
+    memoryview of shared memory) when they fit, else inline. ``stalled``: see ``_send_all``."""
     payload, buffers = dumps(obj)
     raws = [b.raw() for b in buffers]  # flat bytes
     need = area_bytes(buffers) if raws else 0
@@ -89,10 +109,10 @@ def send(sock, obj, tag=(0, 0), area=None) -> None:
         for r in raws:
             entries.append(_ENTRY.pack(INLINE, 0, r.nbytes))
             inline.append(r)
-    sock.sendall(_HEAD.pack(len(payload), len(raws), need, int(tag[0]), int(tag[1])) + b"".join(entries))
-    sock.sendall(payload)
+    _send_all(sock, _HEAD.pack(len(payload), len(raws), need, int(tag[0]), int(tag[1])) + b"".join(entries), stalled)
+    _send_all(sock, payload, stalled)
     for r in inline:
-        sock.sendall(r)
+        _send_all(sock, r, stalled)
 
 
 def _recv_exact(sock, n: int) -> bytearray:

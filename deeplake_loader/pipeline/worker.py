@@ -43,6 +43,7 @@ from . import wire
 from .memory import map_block
 
 PARENT_CHECK_S = 1.0
+READY = (-2, 0)  # tag of the message a worker sends once it is ready for tasks
 BLOCK_MSG = struct.Struct("qq")  # block id, bytes
 _PR_SET_PDEATHSIG = 1
 
@@ -121,6 +122,7 @@ def serve(conn, ctl, generation, parent_pid: int, worker_id: int, assemble, work
     if ctl is not None:
         ctl.setblocking(False)
     maps: dict = {}  # block id -> mmap
+    wire.send(conn, ("ready", os.getpid()), tag=READY)  # started: the main process stops timing our start
     while True:
         ready, _, _ = select.select([conn], [], [], PARENT_CHECK_S)
         if not ready:

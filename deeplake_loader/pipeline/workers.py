@@ -6,9 +6,14 @@ protocol, written down once:
 
 * Start. One pool per loader, started at its first epoch that runs user code and kept for every
   later epoch until the loader is closed: a start costs a fork, or, for exec'd workers, the
-  imports the transform needs, and neither is paid again per epoch. Workers are started by a
-  thread of the pool that lives until ``close()``: Linux sends a child's PR_SET_PDEATHSIG when the
-  *thread* that started it ends, and the caller may be a short-lived thread of a framework.
+  imports the transform needs, and neither is paid again per epoch. Linux sends a child's
+  PR_SET_PDEATHSIG when the *thread* that started it ends, so workers are started by the main
+  thread when it is the caller, else by a thread of the pool that lives until ``close()`` (the
+  caller may be a short-lived thread of a framework, tf.data's). Only the main thread forks: a
+  child forked from another thread tears down the main thread's ``threading.local``s as it starts
+  (TensorFlow's eager context, PyAV's converters), and some of those wait forever there on threads
+  the child does not have; an epoch started from another thread gets fresh interpreters. A worker says when it is ready; one that has
+  not within $DEEPLAKE_LOADER_WORKER_START_TIMEOUT (120 s) is an error, never a wait without end.
 * Channels. Each worker has two Unix socket pairs: a stream for tasks and results (wire.py) and a
   datagram socket on which the file descriptors of shared blocks travel (SCM_RIGHTS), each sent
   once, before the first task that names it. A task names its decoded columns by block, says which
@@ -50,14 +55,44 @@ import numpy as np
 from ..errors import DeepLakeLoaderError, TransformError, WorkerError
 from . import shipping, wire
 from .memory import SHARED_MEMORY
-from .worker import BLOCK_MSG
+from .worker import BLOCK_MSG, READY
 
 START_METHODS = ("fork", "exec")
+START_TIMEOUT_ENV = "DEEPLAKE_LOADER_WORKER_START_TIMEOUT"
+
+
+def start_timeout() -> float:
+    """Seconds a worker may take from its start to its first word (imports, worker_init_fn)
+    before the loader reports it instead of waiting on it: $DEEPLAKE_LOADER_WORKER_START_TIMEOUT,
+    default 120."""
+    value = os.environ.get(START_TIMEOUT_ENV, "120")
+    try:
+        return max(0.1, float(value))
+    except ValueError:
+        raise ValueError(f"{START_TIMEOUT_ENV}={value!r}: expected a number of seconds") from None
 
 
 def default_start_method() -> str:
     """fork where the platform has it (Linux: what torch's DataLoader does), else exec."""
     return "fork" if sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods() else "exec"
+
+
+def start_method_of(ctx):
+    """How our workers start for a torch-style ``multiprocessing_context`` (a name or a context):
+    'fork' forks, 'spawn' and 'forkserver' run a fresh interpreter on our own entry module (never
+    the user's script: pipeline/worker.py), None is the platform's default."""
+    if ctx is None:
+        return None
+    method = ctx if isinstance(ctx, str) else getattr(ctx, "get_start_method", lambda: None)()
+    if method not in ("fork", "spawn", "forkserver"):
+        raise ValueError(f"multiprocessing_context={ctx!r}: expected None, 'fork', 'spawn', 'forkserver' or a "
+                         "multiprocessing context")
+    return "fork" if method == "fork" else "exec"
+
+
+def context_of(start_method):
+    """The multiprocessing context that names a start method (exec'd workers: spawn's)."""
+    return mp.get_context("fork" if (start_method or default_start_method()) == "fork" else "spawn")
 
 
 def _describe(code) -> str:
@@ -82,6 +117,8 @@ class _Worker:
         self.proc = None  # multiprocessing.Process (fork) or subprocess.Popen (exec)
         self.known: set = set()  # block ids sent to it
         self.send_lock = threading.Lock()
+        self.started = time.monotonic()
+        self.ready = threading.Event()  # it said it is ready for tasks
 
     @property
     def pid(self):
@@ -103,13 +140,18 @@ class WorkerPool:
         self.start_method = start_method or default_start_method()
         if self.start_method not in START_METHODS:
             raise ValueError(f"start_method must be one of {START_METHODS}, got {self.start_method!r}")
-        if self.start_method == "fork" and mp.current_process().daemon:  # may not have children of its own
+        if self.start_method == "fork" and (mp.current_process().daemon  # may not have children of its own
+                                            or threading.current_thread() is not threading.main_thread()):
+            # a child forked from another thread tears down the main thread's threading.locals as it
+            # starts, running their finalizers there (TensorFlow's eager context, a PyAV converter...),
+            # some of which wait forever on threads the child does not have: fork from the main thread only
             self.start_method = "exec"
         blob = None
         if self.start_method == "exec":  # by value, so that it reaches a fresh interpreter
             blob = shipping.dumps((assemble, worker_init_fn),
                                   {**assemble.user_code, "worker_init_fn": worker_init_fn}, num_workers)
         self.timeout = timeout  # seconds without a result before giving up (0: no limit)
+        self.start_timeout = start_timeout()
         self.workers = [_Worker(i) for i in range(num_workers)]
         self._gen_fd = os.memfd_create("deeplake_loader_generation", os.MFD_CLOEXEC) if SHARED_MEMORY else -1
         if self._gen_fd >= 0:
@@ -128,13 +170,26 @@ class WorkerPool:
         self.closed = False
         self.failure = None  # what the receiver thread saw go wrong (a worker gone)
         stopped, started, failure = threading.Event(), threading.Event(), []
+        # who starts the workers: the main thread itself when it is the caller, else a thread of the
+        # pool that lives until close() (PR_SET_PDEATHSIG follows the thread that started a child)
+        starter = threading.current_thread() is threading.main_thread()
         keeper = threading.Thread(target=_keeper, daemon=True, name="deeplake_loader-workers",
-                                  args=(self.workers, self.start_method, assemble, worker_init_fn, blob,
-                                        self._gen_map, self._gen_fd, started, failure, stopped))
+                                  args=([] if starter else self.workers, self.start_method, assemble, worker_init_fn,
+                                        blob, self._gen_map, self._gen_fd, started, failure, stopped))
         receiver = threading.Thread(target=_receive, daemon=True, name="deeplake_loader-results",
                                     args=(weakref.ref(self), self.workers, stopped))
         self._finalizer = weakref.finalize(self, _stop, self.workers, self._gen_value, stopped, keeper, receiver,
                                            self._inflight, self._owner)
+        if starter:
+            try:
+                for w in self.workers:
+                    _start(w, self.workers, self.start_method, assemble, worker_init_fn, blob, self._gen_map,
+                           self._gen_fd)
+            except BaseException as e:  # noqa: BLE001 - raised below, after the pool is closed
+                failure.append(e)
+            finally:
+                for w in self.workers:
+                    w.close_theirs()
         keeper.start()
         started.wait()
         if failure:
@@ -199,7 +254,8 @@ class WorkerPool:
             w.known.difference_update(forget)
             self._inflight[(gen, batch_id)] = (w, columns, area)
             try:
-                wire.send(w.conn, (gen, batch_id, np.asarray(rows), payload, forget, seed, area_ref), tag=(gen, batch_id))
+                wire.send(w.conn, (gen, batch_id, np.asarray(rows), payload, forget, seed, area_ref), tag=(gen, batch_id),
+                          stalled=lambda: self._check_started(w))
             except OSError:
                 self._inflight.pop((gen, batch_id), None)
                 self._raise_if_dead()
@@ -214,6 +270,15 @@ class WorkerPool:
             self._raise_if_dead()
             raise
         w.known.add(block.id)
+
+    def _check_started(self, w):
+        """Raise if a worker died, or has not said it is ready within the start timeout (a child
+        that hangs as it starts must be an error, not a wait without end)."""
+        self._raise_if_dead()
+        if not w.ready.is_set() and time.monotonic() - w.started > self.start_timeout:
+            self.close()
+            raise WorkerError(f"dataloader worker {w.id} (pid {w.pid}) did not start within {self.start_timeout:g} s "
+                              f"(its imports and worker_init_fn; ${START_TIMEOUT_ENV} sets the limit)")
 
     def area_for(self, tag):
         entry = self._inflight.get(tag)
@@ -246,7 +311,8 @@ class WorkerPool:
                 if status == "ok":
                     return data
                 self._raise_error(data)
-            self._raise_if_dead()
+            for w in self.workers:
+                self._check_started(w)
             if self.timeout and time.monotonic() - start >= self.timeout:
                 self.close()
                 raise WorkerError(f"DataLoader timed out after {self.timeout:g} seconds waiting for a batch from "
@@ -296,15 +362,18 @@ def _receive(pool_ref, workers, stopped):
                     if not stopped.is_set() and w.exitcode() is None and isinstance(e, ValueError):
                         pool.failure = WorkerError(f"dataloader worker {w.id} sent a malformed result: {e}")
                     continue
-                pool._arrived(tag, message, need)
+                if tag == READY:
+                    w.ready.set()
+                else:
+                    pool._arrived(tag, message, need)
                 del pool, message
     finally:
         sel.close()
 
 
 def _keeper(workers, method, assemble, worker_init_fn, blob, gen_map, gen_fd, started, failure, stopped):
-    """Start the workers, then live until the pool stops (see the module doc). Holds no reference
-    to the pool."""
+    """Start ``workers`` (those the caller did not start itself), then live until the pool stops
+    (see the module doc). Holds no reference to the pool."""
     try:
         for w in workers:
             _start(w, workers, method, assemble, worker_init_fn, blob, gen_map, gen_fd)
@@ -338,7 +407,14 @@ def _start(w, workers, method, assemble, worker_init_fn, blob, gen_map, gen_fd):
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")  # one intra-op thread, set before torch is imported there
     w.proc = subprocess.Popen(cmd, pass_fds=[f for f in fds if f >= 0], env=env, close_fds=True)
-    wire.send(w.conn, (list(sys.path), blob))
+    deadline = w.started + start_timeout()
+
+    def stalled():
+        if w.proc.poll() is not None or time.monotonic() > deadline:
+            raise WorkerError(f"dataloader worker {w.id} (pid {w.pid}) did not take its transform within "
+                              f"{start_timeout():g} s ({_describe(w.proc.poll()) if w.proc.poll() is not None else 'alive'})")
+
+    wire.send(w.conn, (list(sys.path), blob), stalled=stalled)
 
 
 def _stop(workers, gen_value, stopped, keeper, receiver, inflight, owner):

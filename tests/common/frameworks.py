@@ -110,6 +110,30 @@ def run_accelerate(path, out_dir, loader_name, epochs=2):
     return out
 
 
+def run_accelerate_crops(url, creds, seed, epochs=2):
+    """Accelerate (one process) over an s3 dataset with a random crop in two worker processes: per
+    epoch, [rows, crc32 of the cropped pixels] per batch (rows checked against ``vec``)."""
+    import zlib
+
+    from accelerate import Accelerator
+
+    import deeplake_loader as dl
+    from deeplake_loader.transforms import RandomResizedCrop
+
+    dl.random.seed(seed)
+    ds = dl.load(url, read_only=True, creds=creds)
+    loader = (ds.dataloader().transform({"images": RandomResizedCrop(12, scale=(0.1, 1.0), hflip=True), "vec": None,
+                                         "index": None})
+              .batch(BATCH).shuffle().pytorch(num_workers=2))
+    accelerator = Accelerator(cpu=True)
+    prepared = accelerator.prepare(loader)
+    out = []
+    for _ in range(epochs):
+        out.append([[checked_rows(b), zlib.crc32(b["images"].numpy().tobytes())] for b in prepared])
+    loader.close()
+    return out
+
+
 def _write(out_dir, rank, epochs):
     result = {"epochs": [[r for b in e for r in b] for e in epochs], "batches": [len(e) for e in epochs]}
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))

@@ -75,6 +75,7 @@ def test_a_torch_dataloader_with_two_spawned_workers_reads_an_s3_dataset(moto_s3
 
     ds = _used(dl.load(rows_url, read_only=True, creds=moto_s3.creds(), local_cache_size=cache_mb))
     loader = ds.dataloader().batch(6).shuffle(buffer_size=1).pytorch(num_workers=2)
+    loader.multiprocessing_context = "spawn"  # torch then pickles the dataset for each worker
     assert loader.multiprocessing_context.get_start_method() == "spawn"
     rebuilt = DataLoader(loader.dataset, batch_sampler=loader.batch_sampler, collate_fn=loader.collate_fn,
                          num_workers=2, multiprocessing_context=loader.multiprocessing_context)

@@ -4,7 +4,9 @@ The wheel is built from the current source, installed into a fresh virtual envir
 site-packages; numpy, Pillow and lz4 from the package index), and then:
 * every kernel resolves libjpeg-turbo, libpng and libdeflate from the wheel's deeplake_loader.libs/
   (readelf: NEEDED names and RPATH; ldd: the resolved paths; /proc/self/maps after an epoch);
-* a short epoch over a generated JPEG dataset returns exactly the rows its index says;
+* a short epoch over a generated JPEG dataset returns exactly the rows its index says, and so does
+  one with a lambda transform in two worker processes, forked or fresh interpreters (what workers
+  need, cloudpickle included, comes with the wheel's declared dependencies; no torch there);
 * the conda recipe's own ``test:`` section (imports and commands) passes against it.
 """
 
@@ -120,6 +122,14 @@ EPOCH = textwrap.dedent("""
             row = int(label.reshape(-1)[0])
             assert np.abs(image.astype(int) - (10 + 6 * row)).max() <= 2, row
             rows.append(row)
+    for context in ("fork", "spawn"):  # a lambda transform in worker processes, each way they start
+        loader = ds.dataloader().transform(lambda s: {"row": s["labels"], "img": s["images"][:2]}).batch(4)
+        loader = loader.numpy(num_workers=2)
+        loader.multiprocessing_context = context
+        got = sorted(int(np.asarray(s["row"]).reshape(-1)[0]) for b in loader
+                     for s in (b if isinstance(b, list) else [dict(row=r) for r in np.asarray(b["row"]).reshape(-1)]))
+        assert got == list(range(n)), (context, got)
+        loader.close()
     maps = [line.split()[-1] for line in open("/proc/self/maps") if ".so" in line]
     print(json.dumps({"rows": rows, "maps": sorted(set(maps))}))
 """)

@@ -78,6 +78,32 @@ def test_accelerate_prepared_loader_sees_every_row_once_shuffled(loader_ds, tmp_
     assert result["batches"] == [-(-N // BATCH)] * 2
 
 
+def test_accelerate_with_workers_over_s3_changes_crops_each_epoch_and_repeats_them_under_a_seed(moto_s3, loader_ds):
+    """Accelerate rebuilds our loader as a torch DataLoader with our two workers (forked, as its
+    multiprocessing_context says) over an s3 dataset (moto) with a random crop: every batch holds
+    its rows, the crops change from epoch to epoch, and the same seed gives the same crops."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    url = "s3://lake/accelerate_crops"
+    moto_s3.upload(loader_ds.path, url)
+    runs = []
+    for seed in (5, 5, 6):
+        try:
+            runs.append(frameworks.run_accelerate_crops(url, moto_s3.creds(), seed))
+        finally:
+            AcceleratorState._reset_state(reset_partial_state=True)
+            GradientState._reset_state()
+            import deeplake_loader as dl
+
+            dl.random.seed(None)
+    first, again, other = runs
+    for epoch in first:
+        assert sorted(r for rows, _ in epoch for r in rows) == list(range(N))
+    assert [c for _, c in first[0]] != [c for _, c in first[1]], "the same crops in both epochs"
+    assert first == again, "the same seed gave other rows or crops"
+    assert first != other
+
+
 @pytest.mark.distributed
 @pytest.mark.slow
 def test_accelerate_two_processes_split_the_batches(loader_ds, tmp_path):

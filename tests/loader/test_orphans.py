@@ -127,6 +127,9 @@ def test_workers_outlive_the_thread_that_started_them(loader_ds):
         t.join()
         assert first and len(first[0]) == 5
         pids = [p.pid for p in loader._pipeline._workers.procs]
+        # started off the main thread: fresh interpreters (a fork from another thread tears down the
+        # main thread's threading.locals in the child, some of which wait forever there)
+        assert all("deeplake_loader.pipeline.worker" in " ".join(psutil.Process(p).cmdline()) for p in pids)
         time.sleep(0.5)
         rows = [r for b in loader for r in check_batch(b)]  # a new epoch on the same workers
         assert sorted(rows) == list(range(50))

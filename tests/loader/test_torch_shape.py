@@ -51,7 +51,9 @@ def test_attributes_follow_the_chain(loader_ds):
     assert (loader.batch_size, loader.drop_last, loader.num_workers, loader.prefetch_factor,
             loader.persistent_workers) == (8, True, 2, 3, True)
     assert loader.collate_fn.fn is as_lists
-    assert loader.multiprocessing_context.get_start_method() == "spawn"  # what our workers use
+    assert loader.multiprocessing_context.get_start_method() == "fork"  # what our workers use (Linux)
+    loader.multiprocessing_context = "forkserver"  # fresh interpreters on our own entry module: spawn's context
+    assert loader.multiprocessing_context.get_start_method() == "spawn"
     assert isinstance(loader.sampler, Sampler) and not isinstance(loader.sampler, DistributedSampler)
     assert type(loader.batch_sampler) is BatchSampler and loader.batch_sampler.sampler is loader.sampler
     assert (loader.batch_sampler.batch_size, loader.batch_sampler.drop_last) == (8, True)
@@ -197,8 +199,9 @@ def test_torch_style_construction_and_options(loader_ds):
     assert sorted(rows) == list(range(N)) and rows != sorted(rows)
     opts = loader.with_torch_options(pin_memory=True, timeout=7, generator=torch.Generator())
     assert (opts.pin_memory, opts.timeout, opts.batch_size) == (True, 7, 5) and opts.generator is not None
-    with pytest.raises(ValueError, match="spawn"):
-        loader.with_torch_options(num_workers=2, multiprocessing_context="fork")
+    assert loader.with_torch_options(num_workers=2, multiprocessing_context="spawn").config.start_method == "exec"
+    with pytest.raises(ValueError, match="multiprocessing_context='threads'"):
+        loader.with_torch_options(num_workers=2, multiprocessing_context="threads")
     with pytest.raises(ValueError, match="in_order"):
         loader.with_torch_options(in_order=False)
 

@@ -114,4 +114,57 @@ def test_batches_come_back_through_shared_memory(loader_ds):
             return any(start <= t.data_ptr() < start + n for start, n in spans)
 
         shared = [in_pool(b["images"]) for b in batches]
-        assert all(shared[2:]) and len(shared) > 4, shared  # the first results size the areas
+        ahead = loader._pipeline.depth  # batches sent before the first result said how large results are
+        assert all(shared[ahead:]) and len(shared) > ahead + 2, shared
+
+
+def _sleep_forever(worker_id):
+    import time
+
+    time.sleep(600)
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_a_worker_that_never_starts_is_an_error_not_a_hang(loader_ds, monkeypatch, context):
+    """A worker stuck before its first word (a hung import or worker_init_fn) is reported, naming
+    it and the limit, once $DEEPLAKE_LOADER_WORKER_START_TIMEOUT has passed; nothing is left behind."""
+    import time
+
+    import psutil
+
+    from deeplake_loader.errors import WorkerError
+
+    monkeypatch.setenv("DEEPLAKE_LOADER_WORKER_START_TIMEOUT", "3")
+    loader = loader_ds.dataloader().transform({"vec": lambda v: v, "index": None}).batch(2).pytorch(num_workers=2)
+    loader.worker_init_fn = _sleep_forever
+    loader.multiprocessing_context = context
+    t0 = time.monotonic()
+    with pytest.raises(WorkerError, match=r"did not start within 3 s"):
+        for _ in loader:
+            pass
+    assert time.monotonic() - t0 < 60
+    pids = loader._pipeline._workers.pids if loader._pipeline._workers is not None else []
+    loader.close()
+    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+def test_workers_fork_cleanly_after_the_main_thread_decoded_a_video(tmp_path):
+    """PyAV keeps a frame converter with threads of its own in a threading.local of the thread that
+    converted a frame; a process forked from another thread (our workers start from a thread of the
+    pool) destroys that local as it starts and waited forever on those threads. Video decoding uses
+    a converter of its own per call: a forked worker starts."""
+    pytest.importorskip("av")
+    import deeplake_loader as dl
+    from tests.common import media
+
+    media.make_video(tmp_path / "a.mp4", frames=6)
+    ds = dl.empty(str(tmp_path / "ds"))
+    with ds:
+        ds.create_tensor("videos", htype="video", sample_compression="mp4")
+        ds.create_tensor("labels", htype="class_label")
+        ds.extend({"videos": [dl.read(str(tmp_path / "a.mp4"))] * 3, "labels": [0, 1, 2]})
+    assert ds.videos[0].numpy().shape[0] == 6  # decoded here, on the main thread
+    loader = ds.dataloader().transform({"labels": lambda v: v + 1, "index": None}).batch(1).pytorch(num_workers=2)
+    loader.multiprocessing_context = "fork"
+    with loader:
+        assert sorted(int(b["labels"]) for b in loader) == [1, 2, 3]

@@ -12,25 +12,12 @@ longer). Frames the decoder flags as corrupt are skipped, as deeplake skips them
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
 
 from ...errors import DecodeError
-
-
-def _open(buf):
-    import av
-
-    try:
-        container = av.open(io.BytesIO(bytes(buf)))
-    except Exception as e:  # noqa: BLE001 - av.error.* for damaged or foreign files
-        raise DecodeError(f"not a readable audio file ({type(e).__name__}: {e})") from None
-    if not container.streams.audio:
-        container.close()
-        raise DecodeError("the file has no audio stream")
-    return container, container.streams.audio[0]
+from .container import open_stream
 
 
 def _channels(stream) -> int:
@@ -60,7 +47,7 @@ def _shape(container, stream):
 def probe(buf, codec=None, path=None):
     import av
 
-    container, stream = _open(buf)
+    container, stream = open_stream(buf, "audio")
     try:
         shape = _shape(container, stream)
         info = {"duration": stream.duration or container.duration,
@@ -82,7 +69,7 @@ def _frame_array(frame, channels):
 
 
 def decode(buf, shape=None):
-    container, stream = _open(buf)
+    container, stream = open_stream(buf, "audio")
     try:
         channels = _channels(stream)
         nsamples = int(shape[0]) if shape else _shape(container, stream)[0]

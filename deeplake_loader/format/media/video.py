@@ -19,26 +19,13 @@ threads.
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 
 import numpy as np
 
 from ...errors import DecodeError
-
-
-def _open(buf):
-    import av
-
-    try:
-        container = av.open(io.BytesIO(bytes(buf)) if not isinstance(buf, io.IOBase) else buf)
-    except Exception as e:  # noqa: BLE001 - av.error.* for damaged or foreign files
-        raise DecodeError(f"not a readable video file ({type(e).__name__}: {e})") from None
-    if not container.streams.video:
-        container.close()
-        raise DecodeError("the file has no video stream")
-    return container, container.streams.video[0]
+from .container import open_stream
 
 
 def _metadata(container, stream):
@@ -59,7 +46,7 @@ def _metadata(container, stream):
 
 
 def probe(buf, codec=None, path=None):
-    container, stream = _open(buf)
+    container, stream = open_stream(buf, "video")
     try:
         nframes, h, w, duration, fps, time_base = _metadata(container, stream)
     finally:
@@ -86,10 +73,16 @@ def selection(frames, nframes: int):
                      "or a range.")
 
 
-def _rgb_into(frame, dst) -> None:
-    """The frame converted to RGB (FFmpeg's swscale, as ``to_ndarray(format="rgb24")``) and
-    copied once, into ``dst`` (H, W, 3)."""
-    rgb = frame.reformat(format="rgb24") if frame.format.name != "rgb24" else frame
+def _rgb_into(frame, dst, reformatter) -> None:
+    """The frame converted to RGB (FFmpeg's swscale, as ``to_ndarray(format="rgb24")``) by this
+    video's own ``reformatter`` and copied once, into ``dst`` (H, W, 3).
+
+    Not ``frame.reformat``: PyAV keeps that one's swscale context in a ``threading.local`` of the
+    calling thread for the thread's life, and a process forked from another thread (our worker
+    processes, torch's) destroys the other threads' locals as it starts: freeing a context whose
+    slice threads do not exist there waits forever. Ours lives for one decode call and runs on
+    one thread (the loader already decodes several videos at once)."""
+    rgb = reformatter.reformat(frame, format="rgb24", threads=1) if frame.format.name != "rgb24" else frame
     plane = rgb.planes[0]
     h, w = dst.shape[:2]
     rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w * 3]
@@ -99,7 +92,7 @@ def _rgb_into(frame, dst) -> None:
 def decode(buf, shape=None, frames=None, out=None):
     """The selected frames of the file (all by default) as (n, H, W, 3) uint8 ((H, W, 3) for an
     int); decoded straight into ``out`` when given (of that shape)."""
-    container, stream = _open(buf)
+    container, stream = open_stream(buf, "video")
     try:
         meta = _metadata(container, stream)
         nframes = int(shape[0]) if shape else meta[0]
@@ -110,6 +103,9 @@ def decode(buf, shape=None, frames=None, out=None):
         elif out.shape != (len(picks), h, w, 3) or out.dtype != np.uint8:
             raise ValueError(f"output of shape {out.shape} {out.dtype} for {len(picks)} frames of {h}x{w}")
         if len(picks):
+            from av.video.reformatter import VideoReformatter
+
+            reformatter = VideoReformatter()
             wanted: dict = {}
             for pos, k in enumerate(picks):
                 wanted.setdefault(k, []).append(pos)
@@ -122,7 +118,7 @@ def decode(buf, shape=None, frames=None, out=None):
                             raise DecodeError(f"frame {k} is {frame.height}x{frame.width}, the sample's shape says "
                                               f"{h}x{w}")
                         first, *more = wanted[k]
-                        _rgb_into(frame, out[first])
+                        _rgb_into(frame, out[first], reformatter)
                         for pos in more:
                             out[pos] = out[first]
                         got += 1
@@ -149,7 +145,7 @@ def decode(buf, shape=None, frames=None, out=None):
 
 def timestamps(buf, shape=None, frames=None) -> np.ndarray:
     """Presentation time in seconds (float32) of the selected frames."""
-    container, stream = _open(buf)
+    container, stream = open_stream(buf, "video")
     try:
         nframes = int(shape[0]) if shape else _metadata(container, stream)[0]
         picks, squeeze = selection(frames, nframes)
