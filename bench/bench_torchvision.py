@@ -32,7 +32,6 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import _common as C  # noqa: E402
 import bench_loader  # noqa: E402  (its corpus and dataset: the same files every loader bench reads)
@@ -103,32 +102,16 @@ def run_config(name, n):
             "peak_rss_mb": C.peak_rss_mb()}
 
 
-def _side_python():
-    """The torchvision side venv's interpreter, if the tests have built it (never built here)."""
-    sys.path.insert(0, REPO)
-    try:
-        from tests.common import tvenv
-    except ImportError:
-        return None
-    override = os.environ.get(tvenv.ENV_PYTHON)
-    if override:
-        return override
-    venv = tvenv.venv_dir()
-    python = venv / "bin" / "python"
-    return str(python) if python.exists() and (venv / tvenv.MARKER_NAME).exists() else None
-
-
 def main(argv=None):
     try:
         import torchvision  # noqa: F401
     except ImportError:
-        python = _side_python()
+        python, env = C.torchvision_python()
         if python is None:
             print("torchvision does not import here and its side venv is not built: run the tests once "
                   "(pytest tests/integration/test_torchvision_fusion.py) or\n  python -c 'from tests.common "
                   "import tvenv; tvenv.tv_python()'  (from the repository root)")
             return 0
-        env = dict(os.environ, PYTHONPATH=REPO)
         env.pop("VIRTUAL_ENV", None)
         return subprocess.call([python, os.path.abspath(__file__), *(sys.argv[1:] if argv is None else argv)], env=env)
     args = C.corpus_args(argv, __doc__, run_config, bench_loader.dataset, rounds=2, default_n=2000)
