@@ -215,9 +215,9 @@ def torchvision_python():
 
 
 def corpus_args(argv, doc: str, run_config, prepare, *, quick_n: int = 500, rounds: int | None = None,
-                what: str = "as a folder and as a dataset"):
+                what: str = "as a folder and as a dataset", default_n: int = 5000):
     """The common start of the benches over bench_loader's corpus (JPEGs 500x375 q90 + labels):
-    parses ``--n``, ``--quick`` (``quick_n`` images; one round), ``--rounds`` (when ``rounds`` is
+    parses ``--n`` (default ``default_n``), ``--quick`` (``quick_n`` images; one round), ``--rounds`` (when ``rounds`` is
     given) and the hidden ``--config``. With ``--config`` it runs that one row (this is the row's
     own process, see ``run_config``), prints its JSON and returns None; otherwise it prints the
     machine, prepares the data with ``prepare(n)`` and returns the arguments (``args.n`` final)."""
@@ -225,7 +225,7 @@ def corpus_args(argv, doc: str, run_config, prepare, *, quick_n: int = 500, roun
     import json
 
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--n", type=int, default=default_n)
     ap.add_argument("--quick", action="store_true", help=f"{quick_n} images")
     if rounds is not None:
         ap.add_argument("--rounds", type=int, default=rounds, help="interleaved rounds; the best of each row is kept")

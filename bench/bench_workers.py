@@ -127,7 +127,7 @@ def run_config(name, n):
         import deeplake_loader as dl
 
         if name == "tv_w0" or name == "tv_w2":
-            os.environ["DEEPLAKE_LOADER_FUSION"] = "0"
+            os.environ["DEEPLAKE_LOADER_FUSE_TORCHVISION"] = "0"  # deeplake_loader.fusion.ENV
         ds = dl.load(bench_loader.dataset(n), read_only=True)
         workers = 2 if name.endswith("w2") else 0
         if name.startswith("cheap"):

@@ -79,7 +79,7 @@ fi
 if [ "$FUZZ_ONLY" = 0 ]; then
   echo "[sanitize] kernel unit tests under ASan + UBSan"
   LD_PRELOAD="$RT" "$PY" -m pytest -q -p no:cacheprovider -p no:randomly \
-    tests/unit/test_decode.py tests/unit/test_crop_scale.py tests/unit/test_png_fast.py \
+    tests/unit/test_decode.py tests/unit/test_crop_scale.py tests/unit/test_decode_view.py tests/unit/test_png_fast.py \
     tests/unit/test_chunk_parse.py tests/unit/test_ragged.py tests/unit/test_sampling.py tests/unit/test_shuffle.py \
     tests/unit/test_format_chunk.py tests/unit/test_format_corrupt.py tests/fuzz/test_fuzz_decode.py
 fi

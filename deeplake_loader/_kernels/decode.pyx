@@ -17,6 +17,13 @@ batch position of the first sample that failed; the message is libjpeg's/libpng'
 * ``decode_crop_batch(buffers, boxes, flips, out, num_threads=1, strict=True) -> list`` — fused
   crop + DCT scale + antialiased bilinear resize + horizontal flip into ``out`` (B, th, tw, C)
   uint8; ``boxes`` int64 (B, 4) rows ``(y, x, h, w)`` in full-image pixels, ``flips`` (B,).
+* ``decode_view_batch(buffers, boxes, limits, flips, out, lut=None, num_threads=1, strict=True)``
+  — the general fused view behind torchvision pipelines (``deeplake_loader/fusion.py``): per
+  sample a fractional box ``(y0, x0, y1, x1)`` resized to the output size with the filter reading
+  only pixels inside the integer ``limits`` (the box's own pixels for crop-then-resize, the whole
+  image for resize-then-crop), flipped left-right and/or top-bottom (``flips`` (B, 2)), written
+  CHW into ``out`` (B, C, th, tw): uint8, or float32 through ``lut`` (C, 256) float32, the value of
+  each byte per channel.
 
 Decompression bombs: every function reads the image header first and refuses (DecodeError,
 ``.status == TOO_BIG``) an image whose header claims more than ``max_pixels()`` pixels
@@ -118,6 +125,18 @@ cdef int decode_crop_one(dl_ctx* ctx, const uint8_t* buf, size_t n, const int64_
         return dl_jpeg_decode_crop(ctx, buf, n, box, th, tw, flip, out, c, strict, msg)
     if codec == DL_CODEC_PNG:
         return dl_png_decode_crop(ctx, buf, n, box, th, tw, flip, out, c, msg)
+    _cmsg(msg, b"empty buffer" if n == 0 else b"unknown signature (neither JPEG nor PNG)")
+    return DL_ERR_FORMAT
+
+
+cdef int decode_view_one(dl_ctx* ctx, const uint8_t* buf, size_t n, const double* box,
+                         const int64_t* lim, int th, int tw, int flip, uint8_t* out, int c,
+                         int strict, int dct, int order, char* msg) noexcept nogil:
+    cdef int codec = dl_codec_of(buf, n)
+    if codec == DL_CODEC_JPEG:
+        return dl_jpeg_decode_view(ctx, buf, n, box, lim, th, tw, flip, out, c, strict, dct, order, msg)
+    if codec == DL_CODEC_PNG:
+        return dl_png_decode_view(ctx, buf, n, box, lim, th, tw, flip, out, c, order, msg)
     _cmsg(msg, b"empty buffer" if n == 0 else b"unknown signature (neither JPEG nor PNG)")
     return DL_ERR_FORMAT
 
@@ -261,24 +280,46 @@ def _threads(num_threads):
 # each decoding an interleaved share of the batch with the GIL released.
 
 cdef struct _Job:
-    int crop
+    int crop              # 0 full decode, 1 crop, 2 view (+ CHW layout)
     int n
     const uint8_t** ptr
     size_t* size
     uint8_t** optr        # full decode: per-sample output pointers
     int* dims             # full decode: h, w, c, bytes per channel per sample
     const int64_t* boxes  # crop: (n, 4)
-    const uint8_t* flips  # crop: (n,)
+    const uint8_t* flips  # crop: (n,); view: (n, 2) left-right, top-bottom
+    const double* fboxes  # view: (n, 4) y0, x0, y1, x1
+    const int64_t* lims   # view: (n, 4) y0, x0, y1, x1
+    const float* lut      # view: (c, 256) float32 output values, or NULL for uint8
     uint8_t* base         # crop: output block
     size_t stride
     int th, tw, c
     int strict
+    int dct               # view: DCT scaling margin (0: full-size decode)
+    int order             # view: the resampler's pass order (DL_ORDER_*)
     int* status
     char* msgs
 
 
+cdef inline int _view_one(_Job* j, int i, dl_ctx* ctx) noexcept nogil:
+    """Decode sample i's view HWC into scratch, then lay it out CHW in the output."""
+    cdef char* msg = j.msgs + i * DL_MSG_LEN
+    cdef uint8_t* hwc = <uint8_t*>dl_ctx_scratch(ctx, 5, <size_t>j.th * j.tw * j.c)
+    cdef int st
+    if hwc == NULL:
+        _cmsg(msg, b"out of memory")
+        return DL_ERR_NOMEM
+    st = decode_view_one(ctx, j.ptr[i], j.size[i], j.fboxes + 4 * i, j.lims + 4 * i, j.th, j.tw,
+                         j.flips[2 * i], hwc, j.c, j.strict, j.dct, j.order, msg)
+    if st == DL_OK or st == DL_WARNED:
+        dl_layout_chw(hwc, j.th, j.tw, j.c, j.flips[2 * i + 1], j.lut, j.base + i * j.stride)
+    return st
+
+
 cdef inline void _run_one(_Job* j, int i, dl_ctx* ctx) noexcept nogil:
-    if j.crop:
+    if j.crop == 2:
+        j.status[i] = _view_one(j, i, ctx)
+    elif j.crop:
         j.status[i] = decode_crop_one(ctx, j.ptr[i], j.size[i], j.boxes + 4 * i, j.th, j.tw,
                                       j.flips[i], j.base + i * j.stride, j.c, j.strict,
                                       j.msgs + i * DL_MSG_LEN)
@@ -595,7 +636,122 @@ def decode_crop_batch(buffers, boxes, flips, out, *, num_threads=1, bint strict=
         free(msgs)
 
 
+PASS_ORDERS = {"hfirst": DL_ORDER_HFIRST, "pillow13": DL_ORDER_PILLOW13}
+
+
+def decode_view_batch(buffers, boxes, limits, flips, out, lut=None, *, num_threads=1, bint strict=True,
+                      int dct=1, order="hfirst"):
+    """Fused view decode into ``out`` (B, C, th, tw), uint8 or float32 through ``lut``; see module
+    doc. ``dct``: JPEGs are decoded at the smallest DCT scale (1/8, 1/4, 1/2) whose box still
+    covers ``dct`` times the output (1: like decode_crop_batch; 0: always full size). ``order``:
+    the resampler's pass order, ``"hfirst"`` (Pillow <= 12: horizontal, then vertical) or
+    ``"pillow13"`` (Pillow >= 13: vertically first when the height shrinks by more than twice what
+    the width does), judged on the whole resize a view is a window of. Returns the per-sample
+    warnings (``decode_batch``'s contract)."""
+    cdef _Inputs inp = _Inputs(buffers)
+    cdef int n = inp.n, nt = _threads(num_threads)
+    cdef cnp.ndarray a
+    cdef double[:, ::1] bx
+    cdef int64_t[:, ::1] lm
+    cdef uint8_t[:, ::1] fl
+    cdef float[:, ::1] lt
+    cdef int* status
+    cdef char* msgs
+    cdef _Contexts ctxs = None
+    cdef _Job job
+    if order not in PASS_ORDERS:
+        raise ValueError(f"order must be one of {sorted(PASS_ORDERS)}, got {order!r}")
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"out must be a numpy array (B, C, th, tw), got {type(out).__name__}")
+    a = out
+    if a.ndim != 4 or not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"out must be a C-contiguous writeable (B, C, th, tw) array, got shape {out.shape}")
+    if a.shape[0] != n:
+        raise ValueError(f"out holds {a.shape[0]} samples but {n} buffers were given")
+    c, th, tw = int(a.shape[1]), int(a.shape[2]), int(a.shape[3])
+    if th < 1 or tw < 1 or c < 1 or c > 4:
+        raise ValueError(f"out has an empty target size or an unsupported channel count {out.shape}")
+    if lut is None:
+        if a.dtype != np.uint8:
+            raise ValueError(f"out must be uint8 without a lut, got {a.dtype}")
+    else:
+        lut_arr = np.ascontiguousarray(lut, dtype=np.float32)
+        if lut_arr.shape != (c, 256):
+            raise ValueError(f"lut must have shape ({c}, 256), got {lut_arr.shape}")
+        if a.dtype != np.float32:
+            raise ValueError(f"out must be float32 with a lut, got {a.dtype}")
+        lt = lut_arr
+    boxes_arr = np.ascontiguousarray(boxes, dtype=np.float64)
+    if boxes_arr.shape != (n, 4):
+        raise ValueError(f"boxes must have shape ({n}, 4) (y0, x0, y1, x1), got {boxes_arr.shape}")
+    lims_arr = np.ascontiguousarray(limits, dtype=np.int64)
+    if lims_arr.shape != (n, 4):
+        raise ValueError(f"limits must have shape ({n}, 4) (y0, x0, y1, x1), got {lims_arr.shape}")
+    flips_arr = np.ascontiguousarray(flips, dtype=np.uint8)
+    if flips_arr.shape != (n, 2):
+        raise ValueError(f"flips must have shape ({n}, 2) (left-right, top-bottom), got {flips_arr.shape}")
+    if n == 0:
+        return []
+    bx = boxes_arr
+    lm = lims_arr
+    fl = flips_arr
+    status = <int*>malloc(n * sizeof(int))
+    msgs = <char*>calloc(n, DL_MSG_LEN)
+    try:
+        if status == NULL or msgs == NULL:
+            raise MemoryError()
+        ctxs = _take(nt)
+        memset(&job, 0, sizeof(job))
+        job.crop = 2
+        job.n = n
+        job.ptr = inp.ptr
+        job.size = inp.size
+        job.fboxes = &bx[0, 0]
+        job.lims = &lm[0, 0]
+        job.flips = &fl[0, 0]
+        job.lut = &lt[0, 0] if lut is not None else NULL
+        job.base = <uint8_t*>cnp.PyArray_DATA(a)
+        job.stride = <size_t>a.strides[0]
+        job.th, job.tw, job.c = th, tw, c
+        job.strict = 1 if strict else 0
+        job.dct = max(dct, 0)
+        job.order = PASS_ORDERS[order]
+        job.status = status
+        job.msgs = msgs
+        _run(&job, ctxs, nt)
+        return _statuses(n, status, msgs)
+    finally:
+        if ctxs is not None:
+            _give(ctxs)
+        free(status)
+        free(msgs)
+
+
 # ---- test shims (convention 7) -------------------------------------------------------------
+
+def _layout_chw_py(const uint8_t[:, :, ::1] src not None, lut=None, bint vflip=False):
+    """``src`` (H, W, C) uint8 laid out (C, H, W): uint8, or float32 through ``lut`` (C, 256)."""
+    cdef int h = src.shape[0], w = src.shape[1], c = src.shape[2]
+    cdef float[:, ::1] lt
+    cdef const float* lp = NULL
+    out = np.empty((c, h, w), np.uint8 if lut is None else np.float32)
+    cdef cnp.ndarray o = out
+    if lut is not None:
+        lut_arr = np.ascontiguousarray(lut, dtype=np.float32)
+        if lut_arr.shape != (c, 256):
+            raise ValueError(f"lut must have shape ({c}, 256), got {lut_arr.shape}")
+        lt = lut_arr
+        lp = &lt[0, 0]
+    if h and w and c:
+        with nogil:
+            dl_layout_chw(&src[0, 0, 0], h, w, c, vflip, lp, cnp.PyArray_DATA(o))
+    return out
+
+
+def _vertical_first_py(order, int in_h, int in_w, int out_h, int out_w):
+    """Whether a resize of in_h x in_w to out_h x out_w goes vertically first under ``order``."""
+    return bool(dl_resample_vertical_first(PASS_ORDERS[order], in_h, in_w, out_h, out_w))
+
 
 def _pick_scale_py(int crop_h, int crop_w, int th, int tw):
     """The DCT scale numerator (denominator 8) the fused JPEG path uses for this crop."""
@@ -609,24 +765,33 @@ def _resample_use_simd(bint on):
 
 
 def _resample_bilinear_py(const uint8_t[:, :, ::1] src not None, box, size, bint flip=False,
-                          bint alpha=False):
+                          bint alpha=False, limits=None, bint vertical_first=False):
     """Resize ``src[y0:y1, x0:x1]`` (``box = (y0, x0, y1, x1)``, floats allowed) to ``size =
     (th, tw)`` with the kernel's Pillow-compatible bilinear filter. ``alpha``: the last of 2 or 4
-    channels is alpha (premultiplied resampling, like Image.resize on LA/RGBA)."""
+    channels is alpha (premultiplied resampling, like Image.resize on LA/RGBA). ``limits``
+    ``(y0, x0, y1, x1)``: the pixels the filter may read (default: the box's own).
+    ``vertical_first``: the vertical pass first (Pillow 13's order for tall reductions)."""
     cdef double y0 = box[0], x0 = box[1], y1 = box[2], x1 = box[3]
     cdef int th = size[0], tw = size[1], st
+    cdef int ly0, lx0, ly1, lx1
     if not (0 <= y0 < y1 <= src.shape[0] and 0 <= x0 < x1 <= src.shape[1]) or th < 1 or tw < 1:
         raise ValueError(f"bad box {box} or size {size} for an image of shape ({src.shape[0]}, {src.shape[1]}, {src.shape[2]})")
+    if limits is None:
+        limits = (int(np.floor(y0)), int(np.floor(x0)), min(int(np.ceil(y1)), src.shape[0]),
+                  min(int(np.ceil(x1)), src.shape[1]))
+    ly0, lx0, ly1, lx1 = (int(v) for v in limits)
     out = np.empty((th, tw, src.shape[2]), np.uint8)
     cdef uint8_t[:, :, ::1] o = out
     cdef _Contexts ctxs = _take(1)
     try:
         with nogil:
-            st = dl_resample_bilinear(ctxs.ctx[0], &src[0, 0, 0], src.shape[0], src.shape[1],
-                                      src.strides[0], src.shape[2], y0, x0, y1, x1, &o[0, 0, 0],
-                                      th, tw, flip, alpha)
+            st = dl_resample_bilinear_in(ctxs.ctx[0], &src[0, 0, 0], src.shape[0], src.shape[1],
+                                         src.strides[0], src.shape[2], y0, x0, y1, x1, ly0, lx0,
+                                         ly1, lx1, &o[0, 0, 0], th, tw, flip, alpha, vertical_first)
     finally:
         _give(ctxs)
+    if st == DL_ERR_BOX:
+        raise ValueError(f"limits {limits} do not hold the box {box} inside the image")
     if st != DL_OK:
         raise MemoryError("resample scratch allocation failed")
     return out

@@ -40,7 +40,7 @@ class Pipeline:
                                        "created over it. Please either populate the tensor or pass tensors=[...] that "
                                        f"excludes this tensor (tensors: {list(ds.tensors)})")
         per_tensor = cfg.transform if isinstance(cfg.transform, dict) else {}
-        self.columns = {n: Column(ds, n, cfg.decode_method.get(n, "numpy"), per_tensor.get(n)) for n in names}
+        self.columns = {n: Column(ds, n, cfg.decode_method.get(n, "numpy"), per_tensor.get(n), cfg.mode) for n in names}
         self.assemble = assembler(cfg, self.columns)  # columns -> the batch (transforms, collate, index)
         self.primary = plan.primary_tensor(cfg, names)
         self.depth = max(1, cfg.prefetch_factor) * max(1, cfg.num_workers)  # batches ahead, per stage

@@ -7,7 +7,9 @@ processes (pipeline/workers.py).
 
 * **No transform, no collate_fn, batched** — the fast path, no Python per sample: the decoder's
   (B, ...) arrays are the batch; text/json/bytes columns stay lists; ``index`` int64 (B, 1) is
-  added last (or where a transform dict names it).
+  added last (or where a transform dict names it). A tensor whose torchvision Compose the decoder
+  ran (``deeplake_loader/fusion.py``) counts as untransformed here: its column already is the
+  final (B, C, H, W) batch.
 * **Otherwise, per sample**: a dict of the selected tensors in ``tensors=`` order, plus ``index``
   (np.int64, shape (1,)) when ``return_index`` (always under ``.numpy()``, which has no such
   switch), with the dtype conversions of the terminal already
@@ -25,6 +27,8 @@ processes (pipeline/workers.py).
     strings/bytes/images → lists, ``tensor[i].data()`` samples merged key by key.
   - ``batch_size=None`` (``ds.pytorch``): no batch dimension and no collate: the (transformed)
     sample itself, text unwrapped to ``str``, or ``collate_fn(sample)``.
+  - a fused torchvision column's samples are what torchvision gives per sample (torch tensors;
+    ``tv_tensors.Image`` after v2's ToImage), views of the decoded batch.
 """
 
 from __future__ import annotations
@@ -72,8 +76,10 @@ def assembler(cfg, columns: dict) -> "Assembler":
         keys = names + (["index"] if cfg.return_index else [])
         per_tensor = None
         transform = cfg.transform
-    casts, text_forms = {}, {}
+    casts, text_forms, fused_forms = {}, {}, {}
     for name, col in columns.items():
+        if getattr(col, "fused", None) is not None:  # a fused torchvision pipeline's (B, C, H, W) batch
+            fused_forms[name] = col.fused.sample_form
         if col.method != "numpy":
             continue
         cast = sample_cast(cfg.mode, col.reader)
@@ -84,7 +90,7 @@ def assembler(cfg, columns: dict) -> "Assembler":
     return Assembler(names=names, keys=keys, transform=transform, per_tensor=per_tensor,
                      collate_fn=cfg.collate_fn, return_index=sample_index, casts=casts,
                      text_forms=text_forms, unbatched=cfg.unbatched, ragged_lists=cfg.mode == "numpy",
-                     sample_type=IterableSample if cfg.oss_samples else dict)
+                     sample_type=IterableSample if cfg.oss_samples else dict, fused_forms=fused_forms)
 
 
 class Assembler:
@@ -92,12 +98,14 @@ class Assembler:
     cloudpickle; holds the user's transform and collate_fn."""
 
     def __init__(self, *, names, keys, transform, per_tensor, collate_fn, return_index, casts, text_forms,
-                 unbatched, ragged_lists, sample_type=dict):
+                 unbatched, ragged_lists, sample_type=dict, fused_forms=None):
         self.names, self.keys = list(names), list(keys)
         self.transform, self.per_tensor, self.collate_fn = transform, per_tensor, collate_fn
         self.return_index, self.casts, self.text_forms = return_index, dict(casts), dict(text_forms)
         self.unbatched, self.ragged_lists = unbatched, ragged_lists
         self.sample_type = sample_type  # ds.pytorch(): IterableSample (iterating values), as deeplake's
+        # fused torchvision columns: batch -> what the per-sample path would have held (torch tensors)
+        self.fused_forms = dict(fused_forms or {})
 
     @property
     def user_code(self) -> dict:
@@ -144,6 +152,8 @@ class Assembler:
                 v = _cast(v, self.casts[name])
             if name in self.text_forms:
                 v = [numpy_form(self.text_forms[name], x) for x in v]
+            if name in self.fused_forms:
+                v = self.fused_forms[name](v)
             cols[name] = v
         out = []
         for i in range(len(rows)):

@@ -1,7 +1,8 @@
 """Fetch and decode: run the plan's steps (one load per chunk of the primary tensor), hold the
 compressed samples of rows waiting in the shuffle buffer, and assemble each batch's columns —
 images decoded by the native batch kernel on ``num_threads`` threads into pooled memory (or
-straight to the crop size when the tensor's transform starts with RandomResizedCrop)."""
+straight to the crop size when the tensor's transform starts with RandomResizedCrop, or straight to
+the final (B, C, H, W) batch when it is a torchvision pipeline ``fusion.py`` reproduces)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from .._kernels import decode as K
 from .._kernels.chunk import slice_bytes
+from .. import fusion
 from ..errors import DecodeError, DeepLakeLoaderError, TransformError, UnsupportedError
 from ..format import compression
 from ..sample_forms import data_column, info_tensor_key
@@ -45,9 +47,10 @@ WHOLE_COLUMN_BYTES = 64 << 20  # fixed-shape tensors up to this size are read wh
 
 
 class Column:
-    """How one tensor is read: decode method, native image path, fused crop."""
+    """How one tensor is read: decode method, native image path, fused crop or fused torchvision
+    pipeline (``fused``: its transform then runs in the decoder, ``transform`` is None)."""
 
-    def __init__(self, ds, name, method, transform):
+    def __init__(self, ds, name, method, transform, mode=None):
         self.name, self.method = name, method
         self._full = None  # the whole column of a small fixed-shape tensor, once read (False: not one)
         self._full_lock = threading.Lock()
@@ -61,6 +64,11 @@ class Column:
         if method == "data" and r.base_htype == "video":
             raise NotImplementedError("data decode method for video tensors isn't supported yet.")
         self.crop, self.transform = (fused_crop(transform) if (self.native and method == "numpy") else (None, transform))
+        # torch terminals only: a fused batch is what torch.stack of torchvision's tensors is
+        self.fused = (fusion.fused(self.transform, r) if (self.native and method == "numpy" and mode == "pytorch"
+                                                          and self.crop is None) else None)
+        if self.fused is not None:
+            self.transform = None
         if method == "pil" and r.sample_compression not in compression.KERNEL_CODECS:
             raise ValueError(f"decode_method 'pil' is only for jpeg/png image tensors; tensor '{name}' has "
                              f"sample_compression={r.sample_compression!r}. Use 'numpy' or 'tobytes'.")
@@ -170,6 +178,8 @@ class Decoder:
             raise e.at(tensor=col.name, index=int(rows[e.position or 0])) from None
 
     def _images(self, col, bufs, rows, rng):
+        if col.fused is not None:  # Plan.bind made sure the tensor holds no empty image
+            return col.fused.decode(bufs, K.image_infos(bufs), rng, self.pool, self.num_threads)
         empty = [k for k, b in enumerate(bufs) if not len(b)]  # samples of empty shape (None appended)
         if empty and col.crop is not None:  # as the unfused transform: an empty image cannot be cropped
             k = empty[0]

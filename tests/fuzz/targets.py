@@ -6,7 +6,8 @@ report, a write outside the output buffer — is a finding). Seeds are generated
 over the image-variant grid, real chunk layouts, queries from docs/TQL.md), never committed.
 
 Targets: ``chunk`` (chunk header parser + Chunk tables), ``decode`` (JPEG/PNG header probe + batch
-decode, strict and not), ``crop`` (the fused crop + DCT scale + resize decode), ``png_fast`` (8-bit
+decode, strict and not), ``crop`` (the fused crop + DCT scale + resize decode, and the view decode
+of fused torchvision pipelines: fractional boxes within limits, CHW uint8/float32), ``png_fast`` (8-bit
 PNGs: the libdeflate fast path and its fall-back to libpng) and ``tql`` (lexer, parser and
 evaluator). ``tests/fuzz/run.py`` runs them; ``make fuzz`` / ``make sanitize`` call it.
 """
@@ -124,6 +125,21 @@ def crop_one(data: bytes):
     raw, out = _guarded((1, 1 + th % 40, 1 + tw % 40, (1, 2, 3, 4)[c % 4]), np.uint8)
     try:
         K.decode_crop_batch([data], box, [flip & 1], out, strict=bool(flip & 2))
+    except DecodeError:
+        pass
+    _check_guard(raw)
+    # the view decode: limits are the crop box or the whole image, the box a fractional part of them
+    b = box[0]
+    lim = np.array([[0, 0, info.height, info.width]] if flip & 4 else [[b[0], b[1], b[0] + b[2], b[1] + b[3]]], np.int64)
+    lh, lw = lim[0, 2] - lim[0, 0], lim[0, 3] - lim[0, 1]
+    fy, fx = (y % 8) / 16.0, (x % 8) / 16.0  # 0 .. 7/16 of the limits cut from each side
+    fbox = np.array([[lim[0, 0] + fy * lh, lim[0, 1] + fx * lw, lim[0, 2] - fy * lh, lim[0, 3] - fx * lw]])
+    c = (1, 2, 3, 4)[c % 4]
+    lut = np.tile(np.arange(256, dtype=np.float32) / 255, (c, 1)) if flip & 8 else None
+    raw, out = _guarded((1, c, 1 + th % 40, 1 + tw % 40), np.float32 if lut is not None else np.uint8)
+    try:
+        K.decode_view_batch([data], fbox, lim, [[flip & 1, (flip >> 4) & 1]], out, lut, strict=bool(flip & 2),
+                            dct=(flip >> 5) & 1, order="pillow13" if flip & 64 else "hfirst")
     except DecodeError:
         pass
     _check_guard(raw)

@@ -348,11 +348,37 @@ int dl_jpeg_pick_scale(int crop_h, int crop_w, int th, int tw) {
 
 int dl_jpeg_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t *box, int th,
                         int tw, int flip, uint8_t *out, int c, int strict, char *msg) {
+  int64_t lim[4] = {box[0], box[1], box[0] + box[2], box[1] + box[3]};
+  double fbox[4] = {(double)lim[0], (double)lim[1], (double)lim[2], (double)lim[3]};
+  return dl_jpeg_decode_view(ctx, buf, n, fbox, lim, th, tw, flip, out, c, strict, 1,
+                             DL_ORDER_HFIRST, msg);
+}
+
+int dl_view_vertical_first(int order, const double *box, const int64_t *lim, int th, int tw) {
+  /* the whole resize the view is a window of: the limits to (limits / box) x the output */
+  int in_h = (int)(lim[2] - lim[0]), in_w = (int)(lim[3] - lim[1]);
+  int out_h = (int)lround((double)in_h * th / (box[2] - box[0]));
+  int out_w = (int)lround((double)in_w * tw / (box[3] - box[1]));
+  return dl_resample_vertical_first(order, in_h, in_w, out_h, out_w);
+}
+
+/* The scaled-domain rows (or columns) [*a, *b) a view needs: the box [f0, f1) widened by the
+ * filter's support (sup output pixels) and one pixel, kept inside the limits [l0, l1). */
+static void view_span(double f0, double f1, int l0, int l1, double sup, int *a, int *b) {
+  int lo = (int)floor(f0 - sup) - 1, hi = (int)ceil(f1 + sup) + 1;
+  *a = lo < l0 ? l0 : lo;
+  *b = hi > l1 ? l1 : hi;
+}
+
+int dl_jpeg_decode_view(dl_ctx *ctx, const uint8_t *buf, size_t n, const double *box,
+                        const int64_t *lim, int th, int tw, int flip, uint8_t *out, int c,
+                        int strict, int dct, int order, char *msg) {
   j_decompress_ptr ci = &ctx->cinfo;
   int nat, convert, comps, s, status;
-  int64_t by = box[0], bx = box[1], bh = box[2], bw = box[3];
+  double y0 = box[0], x0 = box[1], y1 = box[2], x1 = box[3];
   int64_t H, W;
   double f, fy0, fy1, fx0, fx1;
+  int ly0, ly1, lx0, lx1, ny0, ny1, nx0, nx1;
   int ya, yb, xa, xb, OH, OW;
   JDIMENSION xoff, cw;
   size_t rowbytes, y;
@@ -385,10 +411,15 @@ int dl_jpeg_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t
     jpeg_abort_decompress(ci);
     return DL_ERR_TOOBIG;
   }
-  if (bh < 1 || bw < 1 || by < 0 || bx < 0 || by + bh > H || bx + bw > W) {
+  /* limits inside the image, the box inside the limits (NaN fails every comparison) */
+  if (!(0 <= lim[0] && lim[0] < lim[2] && lim[2] <= H && 0 <= lim[1] && lim[1] < lim[3] &&
+        lim[3] <= W) ||
+      !(lim[0] <= y0 && y0 < y1 && y1 <= lim[2] && lim[1] <= x0 && x0 < x1 && x1 <= lim[3])) {
     if (msg)
-      snprintf(msg, DL_MSG_LEN, "crop box (y=%lld, x=%lld, h=%lld, w=%lld) outside the %lldx%lld image",
-               (long long)by, (long long)bx, (long long)bh, (long long)bw, (long long)H, (long long)W);
+      snprintf(msg, DL_MSG_LEN,
+               "crop box (y=%g..%g, x=%g..%g) in limits (y=%lld..%lld, x=%lld..%lld) outside the "
+               "%lldx%lld image", y0, y1, x0, x1, (long long)lim[0], (long long)lim[2],
+               (long long)lim[1], (long long)lim[3], (long long)H, (long long)W);
     jpeg_abort_decompress(ci);
     return DL_ERR_BOX;
   }
@@ -400,7 +431,7 @@ int dl_jpeg_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t
     jpeg_abort_decompress(ci);
     return DL_ERR_UNSUPPORTED;
   }
-  s = dl_jpeg_pick_scale((int)bh, (int)bw, th, tw);
+  s = dct < 1 ? 8 : dl_jpeg_pick_scale((int)floor(y1 - y0), (int)floor(x1 - x0), th * dct, tw * dct);
   ci->dct_method = JDCT_ISLOW;
   ci->scale_num = (unsigned)s;
   ci->scale_denom = 8;
@@ -408,21 +439,35 @@ int dl_jpeg_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t
   OH = (int)ci->output_height;
   OW = (int)ci->output_width;
   f = (double)s / 8.0;
-  fy0 = by * f;
-  fy1 = (by + bh) * f;
-  fx0 = bx * f;
-  fx1 = (bx + bw) * f;
+  fy0 = y0 * f;
+  fy1 = y1 * f;
+  fx0 = x0 * f;
+  fx1 = x1 * f;
   if (fy1 > OH) fy1 = OH;
   if (fx1 > OW) fx1 = OW;
-  /* one extra pixel on each side: edge pixels of the region then see the same neighbours
-   * (chroma upsampling context) as in a full decode */
-  ya = (int)floor(fy0) - 1;
+  /* the limits in the scaled image */
+  ly0 = (int)floor((double)lim[0] * f);
+  lx0 = (int)floor((double)lim[1] * f);
+  ly1 = (int)ceil((double)lim[2] * f);
+  lx1 = (int)ceil((double)lim[3] * f);
+  if (ly1 > OH) ly1 = OH;
+  if (lx1 > OW) lx1 = OW;
+  if (fy0 < ly0 || fx0 < lx0 || !(fy0 < fy1) || !(fx0 < fx1) || ly0 >= ly1 || lx0 >= lx1) {
+    jpeg_abort_decompress(ci);
+    set_msg(msg, "the scaled crop box is empty");
+    return DL_ERR_BOX;
+  }
+  /* the pixels the filter reads, then one extra pixel on each side: edge pixels of the region
+   * then see the same neighbours (chroma upsampling context) as in a full decode */
+  view_span(fy0, fy1, ly0, ly1, (fy1 - fy0) / th < 1.0 ? 1.0 : (fy1 - fy0) / th, &ny0, &ny1);
+  view_span(fx0, fx1, lx0, lx1, (fx1 - fx0) / tw < 1.0 ? 1.0 : (fx1 - fx0) / tw, &nx0, &nx1);
+  ya = ny0 - 1;
   if (ya < 0) ya = 0;
-  yb = (int)ceil(fy1) + 1;
+  yb = ny1 + 1;
   if (yb > OH) yb = OH;
-  xa = (int)floor(fx0) - 1;
+  xa = nx0 - 1;
   if (xa < 0) xa = 0;
-  xb = (int)ceil(fx1) + 1;
+  xb = nx1 + 1;
   if (xb > OW) xb = OW;
   xoff = (JDIMENSION)xa;
   cw = (JDIMENSION)(xb - xa);
@@ -466,10 +511,12 @@ int dl_jpeg_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t
   } else if (c == 4) {
     invert(region, rowbytes * (size_t)(yb - ya));
   }
-  status = dl_resample_bilinear(ctx, region, yb - ya, (int)cw, rowbytes, c, fy0 - ya, fx0 - xoff,
-                                fy1 - ya, fx1 - xoff, out, th, tw, flip, 0);
+  status = dl_resample_bilinear_in(ctx, region, yb - ya, (int)cw, rowbytes, c, fy0 - ya,
+                                   fx0 - xoff, fy1 - ya, fx1 - xoff, ny0 - ya, nx0 - (int)xoff,
+                                   ny1 - ya, nx1 - (int)xoff, out, th, tw, flip, 0,
+                                   dl_view_vertical_first(order, box, lim, th, tw));
   if (status != DL_OK) {
-    set_msg(msg, "out of memory");
+    set_msg(msg, status == DL_ERR_NOMEM ? "out of memory" : "crop box outside the decoded region");
     return status;
   }
   return finish_status(ctx, msg);

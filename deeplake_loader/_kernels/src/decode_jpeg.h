@@ -32,7 +32,7 @@
 
 /* Per-thread decoder state: a reusable libjpeg decompress object and growable scratch memory. */
 typedef struct dl_ctx dl_ctx;
-#define DL_SCRATCH_KINDS 5
+#define DL_SCRATCH_KINDS 6
 
 dl_ctx *dl_ctx_new(void);
 void dl_ctx_free(dl_ctx *ctx);
@@ -66,6 +66,22 @@ int dl_jpeg_decode(dl_ctx *ctx, const uint8_t *buf, size_t n, uint8_t *out, int 
  * box = {y, x, h, w} in full-image pixels. */
 int dl_jpeg_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t *box, int th,
                         int tw, int flip, uint8_t *out, int c, int strict, char *msg);
+
+/* The general view behind it: the fractional box {y0, x0, y1, x1} (full-image pixels) resized to
+ * th x tw, the filter reading only pixels inside lim {y0, x0, y1, x1} (integers, holding the
+ * box). lim == box is the crop above (torchvision's crop-then-resize); lim == the whole image
+ * with box = (H / rh) * [oy, oy + th) x (W / rw) * [ox, ox + tw) is a resize of the whole image
+ * to rh x rw cropped at (oy, ox) (torchvision's Resize then CenterCrop/RandomCrop), computed
+ * without resizing the rest. dct >= 1: decoded at the smallest DCT scale whose box still covers
+ * dct x (th x tw) (1: as above); dct == 0: always at full size. order: the resampler's pass
+ * order (decode_resample.h; the crop above uses DL_ORDER_HFIRST). */
+int dl_jpeg_decode_view(dl_ctx *ctx, const uint8_t *buf, size_t n, const double *box,
+                        const int64_t *lim, int th, int tw, int flip, uint8_t *out, int c,
+                        int strict, int dct, int order, char *msg);
+
+/* Whether a view resamples vertically first under the pass order `order` (DL_ORDER_* of
+ * decode_resample.h), judged on the whole resize it is a window of. */
+int dl_view_vertical_first(int order, const double *box, const int64_t *lim, int th, int tw);
 
 /* Smallest scale_num in {1, 2, 4, 8} (denominator 8) whose scaled crop still covers th x tw.
  * Only these scales: libjpeg-turbo has SIMD IDCTs for them, while 3/8, 5/8, 6/8, 7/8 run

@@ -357,6 +357,14 @@ int dl_png_decode(const uint8_t *buf, size_t n, uint8_t *out, int h, int w, int 
 
 int dl_png_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t *box, int th,
                        int tw, int flip, uint8_t *out, int c, char *msg) {
+  int64_t lim[4] = {box[0], box[1], box[0] + box[2], box[1] + box[3]};
+  double fbox[4] = {(double)lim[0], (double)lim[1], (double)lim[2], (double)lim[3]};
+  return dl_png_decode_view(ctx, buf, n, fbox, lim, th, tw, flip, out, c, DL_ORDER_HFIRST, msg);
+}
+
+int dl_png_decode_view(dl_ctx *ctx, const uint8_t *buf, size_t n, const double *box,
+                       const int64_t *lim, int th, int tw, int flip, uint8_t *out, int c,
+                       int order, char *msg) {
   int h, w, ch, bpc, st, st2;
   uint8_t *full;
   char wmsg[DL_MSG_LEN];
@@ -375,10 +383,15 @@ int dl_png_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t 
     set_msg(msg, "target size must be positive");
     return DL_ERR_SHAPE;
   }
-  if (box[2] < 1 || box[3] < 1 || box[0] < 0 || box[1] < 0 || box[0] + box[2] > h || box[1] + box[3] > w) {
+  if (!(0 <= lim[0] && lim[0] < lim[2] && lim[2] <= h && 0 <= lim[1] && lim[1] < lim[3] &&
+        lim[3] <= w) ||
+      !(lim[0] <= box[0] && box[0] < box[2] && box[2] <= lim[2] && lim[1] <= box[1] &&
+        box[1] < box[3] && box[3] <= lim[3])) {
     if (msg)
-      snprintf(msg, DL_MSG_LEN, "crop box (y=%lld, x=%lld, h=%lld, w=%lld) outside the %dx%d image",
-               (long long)box[0], (long long)box[1], (long long)box[2], (long long)box[3], h, w);
+      snprintf(msg, DL_MSG_LEN,
+               "crop box (y=%g..%g, x=%g..%g) in limits (y=%lld..%lld, x=%lld..%lld) outside the "
+               "%dx%d image", box[0], box[2], box[1], box[3], (long long)lim[0],
+               (long long)lim[2], (long long)lim[1], (long long)lim[3], h, w);
     return DL_ERR_BOX;
   }
   full = (uint8_t *)dl_ctx_scratch(ctx, 1, (size_t)h * w * c);
@@ -391,11 +404,11 @@ int dl_png_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t 
     set_msg(msg, wmsg);
     return st;
   }
-  st2 = dl_resample_bilinear(ctx, full, h, w, (size_t)w * c, c, (double)box[0], (double)box[1],
-                             (double)(box[0] + box[2]), (double)(box[1] + box[3]), out, th, tw, flip,
-                             c == 2 || c == 4);
+  st2 = dl_resample_bilinear_in(ctx, full, h, w, (size_t)w * c, c, box[0], box[1], box[2], box[3],
+                                (int)lim[0], (int)lim[1], (int)lim[2], (int)lim[3], out, th, tw,
+                                flip, c == 2 || c == 4, dl_view_vertical_first(order, box, lim, th, tw));
   if (st2 != DL_OK) {
-    set_msg(msg, "out of memory");
+    set_msg(msg, st2 == DL_ERR_NOMEM ? "out of memory" : "crop box outside the image");
     return st2;
   }
   set_msg(msg, wmsg);

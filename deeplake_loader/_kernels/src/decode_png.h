@@ -30,4 +30,10 @@ int dl_png_decode(const uint8_t *buf, size_t n, uint8_t *out, int h, int w, int 
 int dl_png_decode_crop(dl_ctx *ctx, const uint8_t *buf, size_t n, const int64_t *box, int th,
                        int tw, int flip, uint8_t *out, int c, char *msg);
 
+/* Full decode into ctx scratch, then the view of decode_jpeg.h's dl_jpeg_decode_view: box
+ * {y0, x0, y1, x1} (fractional) resized to th x tw reading only pixels in lim {y0, x0, y1, x1}. */
+int dl_png_decode_view(dl_ctx *ctx, const uint8_t *buf, size_t n, const double *box,
+                       const int64_t *lim, int th, int tw, int flip, uint8_t *out, int c,
+                       int order, char *msg);
+
 #endif

@@ -29,19 +29,19 @@ static int ksize_for(double lo, double hi, int outsz) {
   return (int)ceil(fs) * 2 + 1;
 }
 
-/* Coefficients for outsz outputs over [lo, hi); source pixels limited to [floor(lo), ceil(hi))
- * and to [0, limit). Same arithmetic as Pillow's precompute_coeffs on the cropped image. */
-static void coeffs(double lo, double hi, int limit, int outsz, int ksize, int *bounds, int32_t *kk,
-                   double *tmp) {
-  int base = (int)floor(lo);
+/* Coefficients for outsz outputs over [lo, hi); source pixels limited to [lim0, lim1). Same
+ * arithmetic as Pillow's precompute_coeffs on the image [lim0, lim1) resized with box
+ * (lo - lim0, hi - lim0): lim = [floor(lo), ceil(hi)) is resizing a crop, lim = the whole
+ * image is a window of a resize of the whole image. */
+static void coeffs(double lo, double hi, int lim0, int lim1, int outsz, int ksize, int *bounds,
+                   int32_t *kk, double *tmp) {
+  int base = lim0;
   double frac = lo - base;
-  int insz = (int)ceil(hi);
+  int insz = lim1 - base;
   double scale = (hi - lo) / outsz;
   double fs = scale < 1.0 ? 1.0 : scale;
   double support = fs, ss = 1.0 / fs, center, ww, v;
   int xx, x, xmin, xmax;
-  if (insz > limit) insz = limit;
-  insz -= base;
   if (insz < 1) insz = 1;
   for (xx = 0; xx < outsz; xx++) {
     center = frac + (xx + 0.5) * scale;
@@ -252,7 +252,7 @@ DL_AVX2 static void hrow4_avx2(const uint8_t *row, uint8_t *trow, int tw, int ns
 }
 
 /* Vertical row: 32 output bytes per step held in four 8-lane accumulators across all taps. */
-DL_AVX2 static void vrow_avx2(const uint8_t *temp, size_t n, int first, int taps,
+DL_AVX2 static void vrow_avx2(const uint8_t *temp, size_t stride, size_t n, int first, int taps,
                               const int32_t *k, int32_t *acc, uint8_t *orow) {
   const __m256i half = _mm256_set1_epi32(1 << (DL_PRECISION_BITS - 1));
   size_t i = 0;
@@ -260,7 +260,7 @@ DL_AVX2 static void vrow_avx2(const uint8_t *temp, size_t n, int first, int taps
   for (; i + 32 <= n; i += 32) {
     __m256i a0 = half, a1 = half, a2 = half, a3 = half;
     for (x = 0; x < taps; x++) {
-      const uint8_t *t = temp + (size_t)(x + first) * n + i;
+      const uint8_t *t = temp + (size_t)(x + first) * stride + i;
       __m256i kv = _mm256_set1_epi32(k[x]);
       __m128i lo = _mm_loadu_si128((const __m128i *)t);
       __m128i hi = _mm_loadu_si128((const __m128i *)(t + 16));
@@ -279,7 +279,7 @@ DL_AVX2 static void vrow_avx2(const uint8_t *temp, size_t n, int first, int taps
     __m256i b = _mm256_permute4x64_epi64(_mm256_packus_epi16(w01, w23), 0xD8);
     _mm256_storeu_si256((__m256i *)(orow + i), b);
   }
-  if (i < n) vrow(temp + i, n, n - i, first, taps, k, acc, orow + i);
+  if (i < n) vrow(temp + i, stride, n - i, first, taps, k, acc, orow + i);
 }
 #endif
 
@@ -299,9 +299,53 @@ int dl_resample_use_simd(int on) {
   return simd_on();
 }
 
+static int lim_hi(double hi, int limit) {
+  int v = (int)ceil(hi);
+  return v > limit ? limit : v;
+}
+
 int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t sstride, int c,
                          double y0, double x0, double y1, double x1, uint8_t *out, int th, int tw,
                          int flip, int alpha) {
+  return dl_resample_bilinear_in(ctx, src, sh, sw, sstride, c, y0, x0, y1, x1, (int)floor(y0),
+                                 (int)floor(x0), lim_hi(y1, sh), lim_hi(x1, sw), out, th, tw, flip,
+                                 alpha, 0);
+}
+
+int dl_resample_vertical_first(int order, int in_h, int in_w, int out_h, int out_w) {
+  if (order != DL_ORDER_PILLOW13) return 0;
+  return out_h < in_h && (int64_t)(in_h - out_h) > 2 * (int64_t)(in_w - out_w);
+}
+
+/* One output row of the horizontal pass, any channel count, the row code chosen as the
+ * horizontal-first path chooses it. */
+static inline void hrow_any(const uint8_t *row, uint8_t *trow, int tw, int nsafe, int c,
+                            const int *bh, const int32_t *kkh, int kh, const int16_t *kk16, int ng) {
+#ifdef DL_X86_SIMD
+  if (kk16) {
+    if (c == 3)
+      hrow3_avx2(row, trow, tw, nsafe, bh, kkh, kh, kk16, ng);
+    else
+      hrow4_avx2(row, trow, tw, nsafe, bh, kkh, kh, kk16, ng);
+    return;
+  }
+#else
+  (void)nsafe;
+  (void)kk16;
+  (void)ng;
+#endif
+  switch (c) {
+    case 1: hrow(row, trow, tw, 1, bh, kkh, kh); break;
+    case 3: hrow(row, trow, tw, 3, bh, kkh, kh); break;
+    case 4: hrow(row, trow, tw, 4, bh, kkh, kh); break;
+    default: hrow(row, trow, tw, c, bh, kkh, kh); break;
+  }
+}
+
+int dl_resample_bilinear_in(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t sstride, int c,
+                            double y0, double x0, double y1, double x1, int ly0, int lx0, int ly1,
+                            int lx1, uint8_t *out, int th, int tw, int flip, int alpha,
+                            int vfirst) {
   int kh = ksize_for(x0, x1, tw), kv = ksize_for(y0, y1, th);
   int kmax = kh > kv ? kh : kv;
   int ng = 0, nsafe = 0; /* AVX2 horizontal pass: 4-tap groups; outputs whose loads fit */
@@ -311,11 +355,15 @@ int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t
   int32_t *kkh, *kkv;
   int *bh, *bv;
   double *tmp;
-  int yfirst, ylast, yy, xx, ch, ox, simd = simd_on();
+  int yfirst, ylast, yy, xx, ch, ox, simd = simd_on(), xfirst = 0, rowlen = sw;
   int16_t *kk16 = NULL;
   size_t n;
   uint8_t *temp, *rowbuf;
   int32_t *acc;
+  if (!(0 <= ly0 && ly0 < ly1 && ly1 <= sh && 0 <= lx0 && lx0 < lx1 && lx1 <= sw) ||
+      !(ly0 <= y0 && y0 < y1 && y1 <= ly1 && lx0 <= x0 && x0 < x1 && x1 <= lx1) || th < 1 ||
+      tw < 1 || c < 1)
+    return DL_ERR_BOX;
   if (!mem) return DL_ERR_NOMEM;
   alpha = alpha && (c == 2 || c == 4);
   if (x0 == floor(x0) && y0 == floor(y0) && x1 - x0 == tw && y1 - y0 == th) {
@@ -336,8 +384,14 @@ int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t
   bh = (int *)(kkv + (size_t)th * kv);
   bv = bh + 2 * (size_t)tw;
   tmp = (double *)(((uintptr_t)(bv + 2 * (size_t)th) + 7) & ~(uintptr_t)7); /* within the +8 */
-  coeffs(x0, x1, sw, tw, kh, bh, kkh, tmp);
-  coeffs(y0, y1, sh, th, kv, bv, kkv, tmp);
+  coeffs(x0, x1, lx0, lx1, tw, kh, bh, kkh, tmp);
+  coeffs(y0, y1, ly0, ly1, th, kv, bv, kkv, tmp);
+  vfirst = vfirst && !alpha; /* premultiplied alpha rows are resampled horizontally first */
+  if (vfirst) { /* the horizontal pass then reads columns xfirst..xlast of the vertical pass' rows */
+    xfirst = bh[0];
+    rowlen = bh[2 * (tw - 1)] + bh[2 * (tw - 1) + 1] - xfirst;
+    for (xx = 0; xx < tw; xx++) bh[2 * xx] -= xfirst;
+  }
 #ifdef DL_X86_SIMD
   if (simd && !alpha && (c == 3 || c == 4)) {
     int most = 1;
@@ -350,10 +404,41 @@ int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t
     /* xmin never decreases, so the outputs whose vector loads stay in the row are a prefix.
      * RGB loads read 4 bytes past the last of the 4 * ng pixels. */
     while (nsafe < tw &&
-           (size_t)(bh[2 * nsafe] + 4 * ng) * c + (c == 3 ? 4 : 0) <= (size_t)sw * c)
+           (size_t)(bh[2 * nsafe] + 4 * ng) * c + (c == 3 ? 4 : 0) <= (size_t)rowlen * c)
       nsafe++;
   }
 #endif
+  if (vfirst) {
+    /* Pillow >= 13's order when the height shrinks much more than the width: each output row
+     * is first a weighted sum of source rows (columns xfirst..xlast only), then resampled
+     * horizontally, flipped on write. */
+    size_t nin = (size_t)rowlen * c;
+    n = (size_t)tw * c;
+    temp = (uint8_t *)dl_ctx_scratch(ctx, 3, (size_t)th * nin);
+    if (!temp) return DL_ERR_NOMEM;
+    acc = (int32_t *)dl_ctx_scratch(ctx, 0, nin * sizeof(int32_t) + n);
+    if (!acc) return DL_ERR_NOMEM;
+    rowbuf = (uint8_t *)(acc + nin);
+    for (yy = 0; yy < th; yy++) {
+      const uint8_t *base = src + (size_t)xfirst * c;
+      const int32_t *k = kkv + (size_t)yy * kv;
+#ifdef DL_X86_SIMD
+      if (simd)
+        vrow_avx2(base, sstride, nin, bv[2 * yy], bv[2 * yy + 1], k, acc, temp + (size_t)yy * nin);
+      else
+#endif
+        vrow(base, sstride, nin, bv[2 * yy], bv[2 * yy + 1], k, acc, temp + (size_t)yy * nin);
+    }
+    for (yy = 0; yy < th; yy++) {
+      uint8_t *orow = out + (size_t)yy * n;
+      uint8_t *dst = flip ? rowbuf : orow;
+      hrow_any(temp + (size_t)yy * nin, dst, tw, nsafe, c, bh, kkh, kh, kk16, ng);
+      if (flip)
+        for (xx = 0; xx < tw; xx++)
+          memcpy(orow + (size_t)(tw - 1 - xx) * c, rowbuf + (size_t)xx * c, (size_t)c);
+    }
+    return DL_OK;
+  }
   yfirst = bv[0];
   ylast = bv[2 * (th - 1)] + bv[2 * (th - 1) + 1];
   n = (size_t)tw * c;
@@ -367,25 +452,10 @@ int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t
   for (yy = yfirst; yy < ylast; yy++) {
     const uint8_t *row = src + (size_t)yy * sstride;
     uint8_t *trow = temp + (size_t)(yy - yfirst) * n;
-    if (alpha) {
+    if (alpha)
       hrow_alpha(row, trow, tw, c, bh, kkh, kh);
-      continue;
-    }
-#ifdef DL_X86_SIMD
-    if (kk16) {
-      if (c == 3)
-        hrow3_avx2(row, trow, tw, nsafe, bh, kkh, kh, kk16, ng);
-      else
-        hrow4_avx2(row, trow, tw, nsafe, bh, kkh, kh, kk16, ng);
-      continue;
-    }
-#endif
-    switch (c) {
-      case 1: hrow(row, trow, tw, 1, bh, kkh, kh); break;
-      case 3: hrow(row, trow, tw, 3, bh, kkh, kh); break;
-      case 4: hrow(row, trow, tw, 4, bh, kkh, kh); break;
-      default: hrow(row, trow, tw, c, bh, kkh, kh); break;
-    }
+    else
+      hrow_any(row, trow, tw, nsafe, c, bh, kkh, kh, kk16, ng);
   }
   /* vertical pass, optional left-right flip on write */
   for (yy = 0; yy < th; yy++) {
@@ -407,7 +477,7 @@ int dl_resample_bilinear(dl_ctx *ctx, const uint8_t *src, int sh, int sw, size_t
     } else {
 #ifdef DL_X86_SIMD
       if (simd)
-        vrow_avx2(temp, n, first, taps, k, acc, dst);
+        vrow_avx2(temp, n, n, first, taps, k, acc, dst);
       else
 #endif
         vrow(temp, n, n, first, taps, k, acc, dst);
