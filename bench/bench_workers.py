@@ -120,6 +120,8 @@ def run_config(name, n):
     import torch
 
     torch.set_num_threads(1)
+    if "tv" in name:  # a training script imports torchvision at its top, before any loader exists
+        import torchvision.transforms  # noqa: F401
     if name == "torch_tv_w2":
         make = lambda: torch.utils.data.DataLoader(FolderDataset(bench_loader.corpus_files(n), compose(True)),  # noqa: E731
                                                    batch_size=BATCH, num_workers=2, shuffle=True)
