@@ -198,6 +198,21 @@ def deeplake_python():
     return python, dl3._env()
 
 
+DL3_TV_VENV = Path.home() / ".cache" / "deeplake_loader" / "venv-dl3-tv"
+
+
+def deeplake_torchvision_python():
+    """(interpreter, env) with deeplake 3.9.52 and real torchvision, for the benches' deeplake rows
+    with a torchvision transform: $DEEPLAKE_LOADER_DL3_TV_PYTHON, else ~/.cache/deeplake_loader/
+    venv-dl3-tv (built by hand, bench/README.md); (None, None) without one."""
+    python = os.environ.get("DEEPLAKE_LOADER_DL3_TV_PYTHON") or str(DL3_TV_VENV / "bin" / "python")
+    if not os.path.exists(python):
+        return None, None
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env["BUGGER_OFF"] = "true"  # deeplake's own switch for its telemetry
+    return python, env
+
+
 def torchvision_python():
     """(interpreter, env) of the tests' torch 2.14.1 + torchvision side venv (tests/common/tvenv.py)
     with this checkout and bench/ on PYTHONPATH, or (None, None) when it has not been built."""

@@ -7,6 +7,8 @@ row, each row in its own process, rows interleaved over ``--rounds`` (the best o
   heavy_w0 / heavy_w2   ds.pytorch(transform=<~3 ms of GIL-holding Python per sample>, num_workers=0 / 2)
   heavier_w0 / _w2      the same with ~6 ms per sample
   dl3_cheap_w2          deeplake 3.9.52's ds.pytorch() with the cheap transform (the tests' side venv)
+  dl3_tv_w2             deeplake 3.9.52's ds.pytorch() with the torchvision Compose (a venv with deeplake
+                        and torchvision: bench/README.md)
   tv_w0 / tv_w2         ds.pytorch(transform={"images": <the Deep Lake docs' torchvision Compose>,
                         "labels": None}, num_workers=0 / 2), fusion off (per-sample torchvision)
   tv_fused_w2           the same with fusion on (where this checkout fuses torchvision pipelines)
@@ -19,7 +21,8 @@ The tv rows need real torchvision: they run in the tests' torchvision side venv
 Per row: images/s of the better epoch, of epoch 1 (start included), the first batch's wait in
 epoch 1 and in epoch 2. Targets (issue 20): tv_w2 >= 1.0x torch_tv_w2; tv_fused_w2 >= 3x
 torch_tv_w2 and >= 0.8x rrc_fused; cheap_w2 >= 1.0x cheap_w0; heavy_w2 >= 1.5x heavy_w0;
-cheap_w2 >= 1.0x dl3_cheap_w2; first batch of tv_w2 <= 1.5 s, in both epochs.
+cheap_w2 >= 1.0x dl3_cheap_w2; tv_w2 >= 1.0x and tv_fused_w2 >= 2x dl3_tv_w2; first batch of
+tv_w2 <= 1.5 s, in both epochs.
 
 On 2 cores the workers' gain over num_workers=0 has a ceiling: without workers the main thread
 runs the transform (T ms a sample) while the decode threads run beside it (D ms a sample), so a
@@ -41,7 +44,7 @@ import _common as C  # noqa: E402
 import bench_loader  # noqa: E402  (its corpus: the same files every loader bench reads)
 
 BATCH = 64
-ROWS = ["cheap_w0", "cheap_w2", "heavy_w0", "heavy_w2", "heavier_w0", "heavier_w2", "dl3_cheap_w2", "tv_w0", "tv_w2", "tv_fused_w2",
+ROWS = ["cheap_w0", "cheap_w2", "heavy_w0", "heavy_w2", "heavier_w0", "heavier_w2", "dl3_cheap_w2", "dl3_tv_w2", "tv_w0", "tv_w2", "tv_fused_w2",
         "torch_tv_w2", "rrc_fused"]
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -153,6 +156,7 @@ def run_config(name, n):
 
 _DEEPLAKE = r"""
 import json, sys, time, warnings
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 warnings.filterwarnings("ignore")
 import numpy as np
 import deeplake
@@ -164,9 +168,15 @@ def cheap(sample):
 if __name__ == "__main__":
     import torch
     torch.set_num_threads(1)
+    if sys.argv[3] == "tv":
+        import torchvision.transforms as T
+        transform = {"images": T.Compose([T.ToPILImage(), T.RandomResizedCrop(224), T.RandomHorizontalFlip(),
+                                          T.ToTensor(), T.Normalize(MEAN, STD)]), "labels": None}
+    else:
+        transform = cheap
     t0 = time.perf_counter()
     ds = deeplake.load(sys.argv[1], read_only=True, verbose=False)
-    loader = ds.pytorch(transform=cheap, num_workers=2, batch_size=int(sys.argv[2]), shuffle=True)
+    loader = ds.pytorch(transform=transform, num_workers=2, batch_size=int(sys.argv[2]), shuffle=True)
     epochs = []
     for _ in range(2):
         count, first = 0, None
@@ -186,10 +196,11 @@ if __name__ == "__main__":
 
 def measure(name, n):
     if name.startswith("dl3"):
-        python, env = C.deeplake_python()
+        tv = "tv" in name
+        python, env = C.deeplake_torchvision_python() if tv else C.deeplake_python()
         if python is None:
             return None
-        return C.run_row([python, "-c", _DEEPLAKE, bench_loader.dataset(n), str(BATCH)], name, env)
+        return C.run_row([python, "-c", _DEEPLAKE, bench_loader.dataset(n), str(BATCH), "tv" if tv else "cheap"], name, env)
     if "tv" in name:
         python, env = C.torchvision_python()
         if python is None:
@@ -241,6 +252,8 @@ def main(argv=None):
     ratio("heavy_w2", "heavy_w0", 1.5)
     ratio("heavier_w2", "heavier_w0", 1.5)
     ratio("cheap_w2", "dl3_cheap_w2", 1.0)
+    ratio("tv_w2", "dl3_tv_w2", 1.0)
+    ratio("tv_fused_w2", "dl3_tv_w2", 2.0)
     ratio("tv_w2", "tv_w0", 1.0)
     if "tv_w2" in best:
         f1, f2 = best["tv_w2"]["first_batch_s"], best["tv_w2"]["first_batch_epoch2_s"]
