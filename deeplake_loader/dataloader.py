@@ -187,9 +187,9 @@ class _LoaderBase:
             if not callable(collate_fn):
                 raise ValueError(f"collate_fn must be callable, got {type(collate_fn).__name__}")
             changes["collate_fn"] = collate_fn
-        if tensors is not None:
-            if isinstance(tensors, str):
-                tensors = [tensors]
+        if isinstance(tensors, str):
+            tensors = [tensors]
+        if tensors:  # None or [] (as deeplake): every tensor
             if isinstance(self._config.transform, dict):
                 raise ValueError("Tensors have already been specified by passing a dictionary to .transform() method "
                                  "(its keys choose the tensors): pass one or the other")

@@ -76,7 +76,7 @@ def pytorch(dataset, transform=None, tensors=None, num_workers: int = 1, batch_s
         raise ValueError("index is not a tensor, to get index, pass return_index=True")
     if isinstance(transform, dict):  # its keys choose the tensors (and override tensors=, as deeplake)
         tensors = [k for k in transform if k != "index"]
-    names = list(tensors) if tensors is not None else list(dataset.tensors)
+    names = list(tensors) if tensors else list(dataset.tensors)  # [] too: deeplake 3.9.52 fails on it
     if decode_method is not None:
         from .dataloader import check_decode_methods
 

@@ -4,7 +4,9 @@
   → ``array(['a caption'])`` (shape (1,)), json → an object array holding the value, list/tag → an
   object array of the items. Deep Lake 3's ``ds.pytorch()`` hands text-likes to transforms in this
   form, and its default collate turns them back into ``str`` per sample.
-* ``IterableSample``: the dict ``ds.pytorch()`` samples come in (iterating its values).
+* ``IterableOrderedDict``: the dict every sample reaches user code in, and the default batch
+  (deeplake's class of that name: an OrderedDict whose iteration yields its *values*, so
+  ``image, label = sample`` and ``for images, labels in loader`` unpack in tensor order).
 * ``data_form(...)`` / ``DataSample``: what ``tensor[i].data()`` gives: ``{"value": ...}``, plus
   ``"text"`` (label names) for class labels of a tensor with class names, ``"sample_info"`` for
   images, dicom and nifti (the hidden ``_<tensor>_info`` tensor deeplake writes: exif, shape,
@@ -15,6 +17,8 @@
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import numpy as np
 
@@ -32,13 +36,16 @@ def numpy_form(base_htype: str, value):
     return np.array(value, dtype=object)
 
 
-class IterableSample(dict):
-    """A sample as Deep Lake 3's ``ds.pytorch()`` hands it to transforms and collate_fn (its
-    IterableOrderedDict): a dict whose iteration yields its values, so ``image, label, index =
-    sample`` unpacks in tensor order. Keys: ``sample.keys()``."""
+class IterableOrderedDict(OrderedDict):
+    """Deep Lake 3's ``IterableOrderedDict``: an OrderedDict whose iteration yields its values, so
+    ``image, label, index = sample`` unpacks in tensor order (``sample.keys()`` gives the names).
+    Samples reach transforms and collate_fn in it; the default collate returns one."""
 
     def __iter__(self):
         return iter(self.values())
+
+
+IterableSample = IterableOrderedDict  # the name it had here before
 
 
 class DataSample(dict):

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import random as dl_random
 from ..pipeline.memory import ALIGN
-from . import Batch
+from . import remade
 
 _DLPACK_KINDS = "iuf"  # integer and float dtypes: what TensorFlow's DLPack import takes
 
@@ -67,7 +67,7 @@ def to_tf(v):
 
 def convert(batch):
     if isinstance(batch, dict):
-        return Batch({k: to_tf(v) for k, v in batch.items()})
+        return remade(batch, ((k, to_tf(v)) for k, v in batch.items()))
     if isinstance(batch, (list, tuple)):  # a transform's tuple or list
         return type(batch)(to_tf(v) for v in batch)
     return to_tf(batch)

@@ -1,16 +1,16 @@
 """Batches as torch tensors, zero-copy over the loader's pooled memory. The dtypes are already the
 batch's (pipeline/collate.py decides them: class labels int64 where no user code ran, a
 transform's output as it returned it); only uint16 -> int32 and uint32/uint64 -> int64 are widened,
-without loss (torch's ops do not take wide unsigned types). A transform's tuple or list becomes a
-list of tensors; values inside a dict value (``decode_method="data"``) become tensors of their
-stored dtype, as Deep Lake's collate leaves them. ``pin`` for ``pin_memory=True`` where an
-accelerator exists."""
+without loss (torch's ops do not take wide unsigned types). Containers keep their type (an
+IterableOrderedDict, a transform's plain dict, a list, a tuple); values inside a dict value
+(``decode_method="data"``) become tensors of their stored dtype, as Deep Lake's collate leaves
+them. ``pin`` for ``pin_memory=True`` where an accelerator exists."""
 
 import numpy as np
 import torch
 
 from ..pipeline.collate import TORCH_WIDEN
-from . import Batch
+from . import remade
 
 
 def to_torch(v):
@@ -35,7 +35,7 @@ def _as_stored(v):
 
 def convert(batch):
     if isinstance(batch, dict):
-        return Batch({k: to_torch(v) for k, v in batch.items()})
+        return remade(batch, ((k, to_torch(v)) for k, v in batch.items()))
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_torch(v) for v in batch)
     return to_torch(batch)

@@ -23,7 +23,7 @@ num_workers=loader.num_workers, ...)``. These parts keep our data path in such a
   collate still run in the thread that asked for the batch (they may draw from the process-wide
   random generators, which a background thread must never reseed: random.py).
 * ``Collate`` (``loader.collate_fn``): passes that finished batch through; merges plain samples
-  with the user's collate_fn or the default one.
+  with the user's collate_fn (its result untouched) or the default one (pipeline/collate.py).
 
 ``iterators/torch_loader.py`` attaches them to the loader class.
 """
@@ -41,7 +41,7 @@ from .. import random as dl_random
 from ..pipeline import plan
 from ..pipeline.background import background
 from ..pipeline.collate import default_collate
-from . import Batch, converter_for
+from . import converter, converter_for
 
 # ------------------------------------------------------------------------------------- samplers
 class RowSampler(Sampler):
@@ -309,8 +309,9 @@ class Collate:
     def __call__(self, data):
         if isinstance(data, Finished):
             return data.batch
-        out = self.fn(data) if self.fn is not None else default_collate(list(data))
-        return converter_for(self._cfg)(Batch(out) if isinstance(out, dict) else out)
+        if self.fn is not None:
+            return self.fn(data)  # a collate_fn's result is the batch, untouched (pipeline/collate.py)
+        return converter(self._cfg.mode)(default_collate(list(data)))
 
     def __repr__(self):
         return f"Collate(fn={self.fn!r})"

@@ -28,6 +28,8 @@ class LoaderConfig:
     query_tensors: Optional[tuple] = None  # projection of `select t1, t2`
     sample: Any = None  # (weights, replace, size)
     mode: Optional[str] = None  # 'pytorch' | 'tensorflow' | 'numpy'
+    ignore_errors: bool = False  # skip samples that cannot be read, decoded or transformed (pipeline/refill.py)
+    verbose: bool = False  # log each skipped sample as it happens
     # ds.pytorch() / ds.tensorflow() (oss_loaders.py)
     unbatched: bool = False  # batch_size=None: samples without a batch dimension, no collate
     oss_samples: bool = False  # text-likes reach transforms in tensor[i].numpy() form, as Deep Lake 3's OSS loader

@@ -12,7 +12,7 @@ def as_lists(samples):
     """collate_fn keeping each tensor's samples as a list (for tensors whose shapes differ); the
     samples' ``index`` (there when the loader returns it) stacked to (B, 1) as the default collate
     stacks it."""
-    out = {k: [s[k] for s in samples] for k in samples[0]}
+    out = {k: [s[k] for s in samples] for k in samples[0].keys()}  # iterating a sample yields its values
     if "index" in out:
         out["index"] = np.stack(out["index"])
     return out

@@ -94,7 +94,7 @@ def test_len(loader_ds, bs, drop, want):
     batches = list(loader)
     assert len(batches) == want
     if want and drop:
-        assert all(len(b["labels"]) == bs for b in batches)
+        assert all(len(b) == bs for b in batches)  # .numpy(): a list of samples
 
 
 def test_len_ignores_offset_and_follows_views(loader_ds):
@@ -127,7 +127,7 @@ def test_iterating_a_batch_yields_values_in_tensor_order(loader_ds):
 
 
 def test_offset_wraps_around(loader_ds):
-    assert "index" not in next(iter(loader_ds.dataloader().offset(46).batch(5).numpy(tensors=["labels"])))
+    assert "index" not in next(iter(loader_ds.dataloader().offset(46).batch(5).numpy(tensors=["labels"])))[0]
     rows = all_rows(loader_ds.dataloader().offset(46).batch(5).pytorch(tensors=["labels"]))
     assert rows == [46, 47, 48, 49] + list(range(46))
 
@@ -145,6 +145,9 @@ def test_transform_callable_with_kwargs(loader_ds):
         return {"v": sample["vec"].astype(np.int64) + add, "label": int(sample["labels"][0])}
 
     batch = next(iter(loader_ds.dataloader().transform(tf, add=100).batch(4).numpy()))
+    assert [s["v"].tolist() for s in batch] == [[100, 100], [101, 102], [102, 104], [103, 106]]
+    assert [s["label"] for s in batch] == [0, 1, 2, 3]
+    batch = next(iter(loader_ds.dataloader().transform(tf, add=100).batch(4).pytorch()))
     assert batch["v"].tolist() == [[100, 100], [101, 102], [102, 104], [103, 106]]
     assert batch["label"].tolist() == [0, 1, 2, 3]
 
@@ -172,15 +175,15 @@ def test_decode_methods(jpeg_ds):
 
     raw = jpeg_ds.images[3].tobytes()
     loader = jpeg_ds.dataloader().batch(4).numpy(tensors=["images"], decode_method={"images": "tobytes"})
-    assert next(iter(loader))["images"][3] == raw and raw[:2] == b"\xff\xd8"
+    assert next(iter(loader))[3]["images"] == raw and raw[:2] == b"\xff\xd8"
     loader = jpeg_ds.dataloader().batch(4).numpy(tensors=["images"], decode_method={"images": "pil"})
-    ims = next(iter(loader))["images"]
+    ims = [s["images"] for s in next(iter(loader))]
     assert all(isinstance(im, Image.Image) for im in ims) and ims[1].size == (60, 48)
     # pytorch: ragged heights cannot stack without a transform -> a clear error naming the tensor;
-    # numpy: a list of the images (LOADER_SEMANTICS.md: "stacked per key where shapes agree")
+    # numpy: a list of samples, each with its own image
     with pytest.raises(Exception, match="images"):
         next(iter(jpeg_ds.dataloader().batch(4).pytorch(tensors=["images"])))
-    ims = next(iter(jpeg_ds.dataloader().batch(4).numpy(tensors=["images"])))["images"]
+    ims = [s["images"] for s in next(iter(jpeg_ds.dataloader().batch(4).numpy(tensors=["images"])))]
     assert isinstance(ims, list) and [im.shape for im in ims] == [jpeg_ds.images[i].numpy().shape for i in range(4)]
 
 

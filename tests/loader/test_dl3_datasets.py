@@ -110,6 +110,15 @@ def terminal(loader, mode, **kw):
     return getattr(loader, mode)(**kw)
 
 
+def _value(v, meta):
+    """A .numpy() sample's value as the batched forms hold it: json / list values from their
+    tensor[i].numpy() form (an object array) back to the value."""
+    if meta["kind"] != "array" and isinstance(v, np.ndarray) and v.dtype == object:
+        items = v.tolist()
+        return items[0] if len(items) == 1 and isinstance(items[0], dict) else items
+    return v
+
+
 def rows_of(batch, mode):
     return np.asarray(_to_numpy(batch["index"])).reshape(-1).tolist()
 
@@ -120,6 +129,9 @@ def check_batches(vec, loader, mode, tensors, *, rows_when_no_index=None):
     seen = []
     problems = []
     for batch in loader:
+        if isinstance(batch, list):  # .numpy(): a list of samples (as deeplake's), each value in t[i].numpy() form
+            assert all(list(s.keys())[:len(tensors)] == tensors for s in batch)
+            batch = {t: [_value(s[t], vec.meta[t]) for s in batch] for t in tensors}
         if "index" in batch:
             rows = rows_of(batch, mode)
         else:

@@ -6,13 +6,20 @@ import pytest
 from .conftest import N, image_for
 
 
-def test_numpy_batches(loader_ds):
+def test_numpy_batches_are_lists_of_samples(loader_ds):
+    """deeplake 3.9.52's .numpy(): each batch a list of per-sample IterableOrderedDicts (numpy values
+    as stored, text a str, no index), so ``for s in batch: s["labels"]`` works."""
+    from collections import OrderedDict
+
     b = next(iter(loader_ds.dataloader().batch(4).numpy(tensors=["images", "labels", "vec", "caption"])))
-    assert [id(v) for v in b] == [id(b[k]) for k in ("images", "labels", "vec", "caption")]  # values, in order
-    assert b["images"].dtype == np.uint8 and b["images"].shape == (4, 24, 32, 3)
-    assert b["labels"].dtype == np.uint32 and b["labels"].shape == (4, 1)
-    assert b["vec"].dtype == np.uint16 and b["caption"] == ["row 0", "row 1", "row 2", "row 3"]
-    assert "index" not in b
+    assert isinstance(b, list) and len(b) == 4
+    for row, s in enumerate(b):
+        assert isinstance(s, OrderedDict) and list(s.keys()) == ["images", "labels", "vec", "caption"]
+        assert [id(v) for v in s] == [id(s[k]) for k in ("images", "labels", "vec", "caption")]  # values, in order
+        assert s["images"].dtype == np.uint8 and np.array_equal(s["images"], image_for(row))
+        assert s["labels"].dtype == np.uint32 and s["labels"].tolist() == [row % 4]
+        assert s["vec"].dtype == np.uint16 and s["vec"].tolist() == [row, 2 * row]
+        assert s["caption"] == f"row {row}" and type(s["caption"]) is str
 
 
 def test_torch_zero_copy_batches_survive_the_next_batch(loader_ds):

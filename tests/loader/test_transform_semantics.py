@@ -30,6 +30,10 @@ def _np(x):
 
 @pytest.mark.parametrize("mode", ["pytorch", "tensorflow", "numpy"])
 def test_a_callable_transform_sees_index_and_the_terminal_dtypes(loader_ds, mode):
+    """An IterableOrderedDict (iterating it yields its values, as deeplake's), index last except
+    under .numpy(), which has none (as deeplake's)."""
+    from collections import OrderedDict
+
     seen = []
 
     def record(sample):
@@ -39,11 +43,14 @@ def test_a_callable_transform_sees_index_and_the_terminal_dtypes(loader_ds, mode
     loader = getattr(loader_ds.dataloader().transform(record).batch(4), mode)(tensors=["labels", "vec", "caption"])
     for _ in loader:
         pass
-    assert [int(s["index"][0]) for s in seen] == list(range(N))
-    for s in seen:
-        row = int(s["index"][0])
-        assert list(s) == ["labels", "vec", "caption", "index"]
-        assert s["index"].dtype == np.int64 and s["index"].shape == (1,)
+    assert len(seen) == N
+    for row, s in enumerate(seen):
+        assert isinstance(s, OrderedDict) and [id(v) for v in s] == [id(v) for v in s.values()]
+        if mode == "numpy":
+            assert list(s.keys()) == ["labels", "vec", "caption"]
+        else:
+            assert list(s.keys()) == ["labels", "vec", "caption", "index"] and int(s["index"][0]) == row
+            assert s["index"].dtype == np.int64 and s["index"].shape == (1,)
         assert s["labels"].dtype == TORCH_INT[mode] and s["labels"].tolist() == [row % 4]
         assert s["vec"].dtype == VEC[mode] and s["vec"].tolist() == [row, 2 * row]
         assert s["caption"] == f"row {row}"
@@ -99,7 +106,7 @@ def test_a_transform_dict_gives_its_keys_in_its_order_and_converted_values(loade
 
 def test_return_index_false_hides_index_from_transforms(loader_ds):
     seen = []
-    loader = loader_ds.dataloader().transform(lambda s: seen.append(sorted(s)) or s).batch(7)
+    loader = loader_ds.dataloader().transform(lambda s: seen.append(sorted(s.keys())) or s).batch(7)
     batch = next(iter(loader.pytorch(tensors=["labels"], return_index=False)))
     assert seen[0] == ["labels"] and list(batch.keys()) == ["labels"]
     with pytest.raises(ValueError, match="names 'index' but return_index=False"):
@@ -273,24 +280,22 @@ def ragged_ds(tmp_path_factory):
     return dl.load(path, read_only=True)
 
 
-def test_numpy_gives_ragged_tensors_as_a_list_per_key(ragged_ds):
+def test_numpy_gives_ragged_tensors_sample_by_sample(ragged_ds):
     batches = list(ragged_ds.dataloader().batch(4).numpy())
-    assert len(batches) == 3
+    assert len(batches) == 3 and all(isinstance(b, list) and len(b) == 4 for b in batches)
     for b in batches:
-        rows = b["row"].reshape(-1).tolist()
-        assert isinstance(b["row"], np.ndarray)  # shapes agree: stacked
-        for key in ("images", "labels", "boxes"):
-            assert isinstance(b[key], list) and len(b[key]) == len(rows), key
-        for k, r in enumerate(rows):
-            assert np.array_equal(b["images"][k], image_for(r, 10 + r % 3, 12))
-            assert b["labels"][k].tolist() == [j % 4 for j in range(r, r + 1 + r % 3)]
-            assert b["boxes"][k].shape == (r % 4, 4) and (b["boxes"][k] == r).all()
+        for s in b:
+            r = int(s["row"][0])
+            assert np.array_equal(s["images"], image_for(r, 10 + r % 3, 12))
+            assert s["labels"].tolist() == [j % 4 for j in range(r, r + 1 + r % 3)]
+            assert s["boxes"].shape == (r % 4, 4) and (s["boxes"] == r).all()
+    assert [int(s["row"][0]) for b in batches for s in b] == list(range(12))
     # .pytorch() does as deeplake does: shapes that differ cannot stack (our error names the tensor)
     with pytest.raises(Exception, match="'images'.*shapes"):
         next(iter(ragged_ds.dataloader().batch(4).pytorch(tensors=["images"])))
-    # a transform that keeps the ragged values: still a list per key in .numpy()
+    # a transform's dicts, one per sample, as it returned them
     b = next(iter(ragged_ds.dataloader().batch(4).transform(lambda s: {"boxes": s["boxes"], "row": s["row"]}).numpy()))
-    assert isinstance(b["boxes"], list) and [x.shape for x in b["boxes"]] == [(r % 4, 4) for r in range(4)]
+    assert [type(s) for s in b] == [dict] * 4 and [s["boxes"].shape for s in b] == [(r % 4, 4) for r in range(4)]
 
 
 def test_decode_method_data_is_tensor_data(loader_ds):
@@ -315,7 +320,10 @@ def test_decode_method_data_is_tensor_data(loader_ds):
 
 def _label_smoothing(sample):
     """Soft targets from a class label (what label smoothing and mixup return): floats in (0, 1)."""
-    return {"labels": sample["labels"].astype(np.float32) * 0.9 + 0.05, "index": sample["index"]}
+    out = {"labels": sample["labels"].astype(np.float32) * 0.9 + 0.05}
+    if "index" in sample.keys():  # (.numpy() gives no index)
+        out["index"] = sample["index"]
+    return out
 
 
 def _halve(v):
@@ -329,14 +337,17 @@ def test_what_a_transform_returns_keeps_its_dtype_even_under_a_class_label_key(l
     what it returns: soft labels under the key of a class_label tensor stay floats."""
     callable_loader = getattr(loader_ds.dataloader().transform(_label_smoothing).batch(5), mode)(
         tensors=["labels"], num_workers=workers)
-    dict_loader = getattr(loader_ds.dataloader().transform({"labels": _halve, "index": None}).batch(5), mode)(
-        num_workers=workers)
+    transform = {"labels": _halve} if mode == "numpy" else {"labels": _halve, "index": None}
+    dict_loader = getattr(loader_ds.dataloader().transform(transform).batch(5), mode)(num_workers=workers)
     for loader, value, dtype in ((callable_loader, lambda r: (r % 4) * 0.9 + 0.05, np.float32),
                                  (dict_loader, lambda r: (r % 4) * 0.5, np.float64)):
         rows = []
         with loader:
-            for b in loader:
-                labels, r = _np(b["labels"]), rows_of(b)
+            for k, b in enumerate(loader):
+                if mode == "numpy":  # a list of samples, in row order (no index)
+                    labels, r = np.stack([s["labels"] for s in b]), list(range(5 * k, 5 * k + len(b)))
+                else:
+                    labels, r = _np(b["labels"]), rows_of(b)
                 assert labels.dtype == dtype, f"{mode}: a transform's {dtype.__name__} came back as {labels.dtype}"
                 assert np.allclose(labels.reshape(-1), [value(x) for x in r])
                 rows += r

@@ -12,7 +12,7 @@ def collate_fn(batch):
     from ...iterators import converter
     from ...pipeline.collate import default_collate
 
-    return converter("pytorch", {})(default_collate(list(batch)))
+    return converter("pytorch")(default_collate(list(batch)))
 
 
 __all__ = ["collate_fn"]
