@@ -79,6 +79,7 @@ class _LoaderBase:
         object.__setattr__(self, "_config", cfg)
         object.__setattr__(self, "_called", _called)
         object.__setattr__(self, "_pipeline", None)
+        object.__setattr__(self, "_summary", None)  # what ignore_errors skipped (pipeline/refill.py), made on first use
         object.__setattr__(self, "dataset", cfg.dataset)  # with torch: a RowsDataset (iterators/torch_parts.py)
 
     # -------------------------------------------------------------------------------- helpers
@@ -242,15 +243,35 @@ class _LoaderBase:
         return self._config.drop_last
 
     def __len__(self) -> int:
+        """Batches of an epoch as planned. With ``ignore_errors`` an epoch that skipped samples can
+        end before (batches stay full, so there are fewer of them), except under ``distributed``,
+        where every rank yields this many."""
         from .pipeline import plan
 
         return plan.num_batches(self._config)
+
+    @property
+    def summary(self):
+        """With ``ds.dataloader(ignore_errors=True)``: a ``pipeline.refill.Summary`` of every
+        sample this loader skipped (epoch, tensor, row, stage, the error), in the order met; None
+        otherwise (as deeplake 3.9.52)."""
+        if not self._config.ignore_errors:
+            return None
+        return self._skips()
+
+    def _skips(self):
+        if self._summary is None:
+            from .pipeline.refill import Summary
+
+            object.__setattr__(self, "_summary", Summary(verbose=self._config.verbose))
+        return self._summary
 
     def _get_pipeline(self):
         if self._pipeline is None:
             from .pipeline import Pipeline
 
-            object.__setattr__(self, "_pipeline", Pipeline(self._config))
+            summary = self._skips() if self._config.ignore_errors else None
+            object.__setattr__(self, "_pipeline", Pipeline(self._config, summary=summary))
         return self._pipeline
 
     def __iter__(self):
@@ -322,7 +343,7 @@ class _LoaderBase:
         """Pickled (cloudpickle, a framework's spawned processes) as its chain and its place, never
         its running pipeline (threads, workers, pooled memory): the copy continues where this
         loader is (``state_dict``) and starts its own pipeline on its first ``iter()``."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_pipeline", "_tracker")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_pipeline", "_tracker", "_summary")}
         if "_parts" in state:
             state["_parts"] = {}  # the sampler & co. are made again on first use
         if "_tracker" in self.__dict__:
@@ -334,6 +355,7 @@ class _LoaderBase:
         for k, v in state.items():
             object.__setattr__(self, k, v)
         object.__setattr__(self, "_pipeline", None)
+        object.__setattr__(self, "_summary", None)
         if place is not None:
             self.load_state_dict(place)
 
@@ -388,6 +410,11 @@ def __getattr__(name):  # PEP 562: deeplake_loader.dataloader.DeepLakeDataLoader
     raise AttributeError(name)
 
 
-def dataloader(dataset):
-    """``deeplake_loader.dataloader(ds)``, the same as ``ds.dataloader()``."""
-    return loader_class()(dataset)
+def dataloader(dataset, ignore_errors: bool = False, verbose: bool = False):
+    """``deeplake_loader.dataloader(ds)``, the same as ``ds.dataloader()``. ``ignore_errors=True``:
+    a sample that cannot be read, decoded or transformed is skipped (batches stay full, taking the
+    following rows) and reported in ``loader.summary``; ``verbose=True`` also logs each skip
+    (logger ``deeplake_loader``) as it happens."""
+    from .pipeline.config import LoaderConfig
+
+    return loader_class()(None, LoaderConfig(dataset=dataset, ignore_errors=bool(ignore_errors), verbose=bool(verbose)))

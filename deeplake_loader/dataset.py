@@ -603,10 +603,12 @@ class Dataset:
 
         return self[query_rows(self, text).rows.tolist()]
 
-    def dataloader(self):
-        from .dataloader import loader_class
+    def dataloader(self, ignore_errors: bool = False, verbose: bool = False):
+        """The ``ds.dataloader()`` chain (dataloader.py); ``ignore_errors`` / ``verbose`` as
+        deeplake's (skipped samples in ``loader.summary``)."""
+        from .dataloader import dataloader
 
-        return loader_class()(self)
+        return dataloader(self, ignore_errors=ignore_errors, verbose=verbose)
 
     # Deep Lake 3's older entry points, ds.pytorch(...) and ds.tensorflow(...), with its signatures
     pytorch = oss_loaders.pytorch

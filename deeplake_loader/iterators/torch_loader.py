@@ -160,7 +160,8 @@ class TorchShape:
         _LoaderBase.__init__(self, None, _config, _called)
         # a plain instance attribute (torch's DataLoader has one): frameworks that re-create the loader
         # from vars(loader) pass it back, and it carries our config
-        object.__setattr__(self, "dataset", RowsDataset(_config, _called))
+        skips = self._skips() if _config.ignore_errors else None
+        object.__setattr__(self, "dataset", RowsDataset(_config, _called, skips))
         object.__setattr__(self, "_parts", {})
 
     def with_torch_options(self, **kwargs):
@@ -226,7 +227,8 @@ class TorchShape:
         self.close()
         cfg = self._config.with_(**changes)
         object.__setattr__(self, "_config", cfg)
-        object.__setattr__(self, "dataset", RowsDataset(cfg, self._called))
+        skips = self._skips() if cfg.ignore_errors else None
+        object.__setattr__(self, "dataset", RowsDataset(cfg, self._called, skips))
         self._parts.clear()
 
     @property

@@ -161,15 +161,16 @@ class RowsDataset(Dataset):
     finished batch of those rows (its ``index`` the source row ids, as always). Other attributes
     and ``[]`` are the Deep Lake view's."""
 
-    def __init__(self, cfg, called=frozenset()):
+    def __init__(self, cfg, called=frozenset(), summary=None):
         self._cfg, self._called = cfg, called
+        self._summary = summary  # the loader's (ignore_errors), in the process that owns it
         self._owner_pid = os.getpid()
         self._rows = None  # plan.base_rows(cfg), on first use
         self._state = None  # (pid, pipeline, rng, convert), made in the process that reads
         self._ahead = None  # Lookahead over the epoch the loader's sampler last yielded
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("_cfg", "_called", "_owner_pid", "_rows", "_state", "_ahead"):
+        if name.startswith("__") or name in ("_cfg", "_called", "_summary", "_owner_pid", "_rows", "_state", "_ahead"):
             raise AttributeError(name)
         return getattr(self._cfg.dataset, name)
 
@@ -192,6 +193,10 @@ class RowsDataset(Dataset):
             raise IndexError(f"position {int(bad[0])} is out of range for a loader dataset of {len(base)} rows")
         pipe, convert = self._reader_state()
         crop_seed, scope_seed = batch_seeds(self._cfg, positions)
+        if self._cfg.ignore_errors:  # bad samples left out of this batch: torch's batch sampler chose its rows
+            from ..pipeline import refill
+
+            return Finished(convert(refill.whole(pipe, pipe.unit_now(base[pos], crop_seed, scope_seed))))
         columns = None
         if self._ahead is not None and os.getpid() == self._owner_pid:  # (a forked worker inherits it: unused)
             columns = self._ahead.take(pos, crop_seed)
@@ -210,7 +215,7 @@ class RowsDataset(Dataset):
     def _expect(self, positions):
         """The loader's sampler starts an epoch: get ready to decode its batches ahead."""
         self._close_ahead()
-        if os.getpid() == self._owner_pid:
+        if os.getpid() == self._owner_pid and not self._cfg.ignore_errors:
             self._ahead = Lookahead(self, positions, self._cfg.batch_size, self._cfg.drop_last)
 
     def _close_ahead(self):
@@ -227,7 +232,8 @@ class RowsDataset(Dataset):
             cfg = self._cfg.with_(num_workers=0)
             if torch.utils.data.get_worker_info() is not None:
                 cfg = cfg.with_(num_threads=1)
-            self._state = (os.getpid(), Pipeline(cfg), converter_for(cfg))
+            summary = self._summary if os.getpid() == self._owner_pid else None
+            self._state = (os.getpid(), Pipeline(cfg, summary=summary), converter_for(cfg))
         return self._state[1:]
 
     def __reduce__(self):

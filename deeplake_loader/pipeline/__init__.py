@@ -9,6 +9,9 @@ next epoch (new shuffle). ``close()`` stops threads and workers and frees shared
 runs a ``state.Schedule`` (its plan, possibly resumed mid-epoch: ``planned``, set by the loader's
 ``state.track``); the random streams of batch b (fused crops, ``random.batch_scope`` around the
 transforms, here or in a worker) are seeded by (epoch, rank, b), never by the batches before it.
+With ``ignore_errors`` the fetch and decode stages leave out the samples that cannot be read or
+decoded, the Assembler those whose transform raises, and ``refill.batches`` cuts what is kept into
+full batches, recording every skip in ``summary`` (pipeline/refill.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 
 from .. import random as dl_random
 from ..errors import EmptyTensorError
-from . import plan, state
+from . import plan, refill, state
 from .background import background
 from .collate import assembler
 from .config import LoaderConfig
@@ -30,8 +33,10 @@ from .window import ChunkWindow, split_budget
 __all__ = ["LoaderConfig", "Pipeline", "plan"]
 
 class Pipeline:
-    def __init__(self, cfg: LoaderConfig):
+    def __init__(self, cfg: LoaderConfig, summary=None):
         self.cfg = cfg
+        # what ignore_errors skipped (the loader's, so that it outlives a close())
+        self.summary = summary if summary is not None or not cfg.ignore_errors else refill.Summary(cfg.verbose)
         ds = cfg.dataset
         names = plan.selected_tensors(cfg)
         for name in names:
@@ -63,7 +68,13 @@ class Pipeline:
         overlap the native decode) -> decoded columns."""
         fetched = background(lambda: self._raw_batches(sched), 2, self._stops, f"deeplake_loader-fetch-{sched.epoch}")
         for i, (rows, raw) in enumerate(fetched):
-            rng = np.random.default_rng(sched.seed("transform", i))
+            seed = sched.seed("transform", i)
+            if self.cfg.ignore_errors:  # bad samples left out; what was kept and skipped goes to refill.batches
+                rows, columns, kept, skipped = refill.decode(self, rows, raw, seed)
+                sched.decoded[i] = (kept, skipped)
+                yield rows, columns
+                continue
+            rng = np.random.default_rng(seed)
             yield rows, {name: self.decoder.column(col, raw[name], rows, rng) for name, col in self.columns.items()}
 
     def _raw_batches(self, sched):
@@ -99,12 +110,17 @@ class Pipeline:
         (taken from the fetch window ``chunks``, or read now: a resumed epoch's deferred chunk)."""
         prim = self.columns[self.primary]
         rows = order[positions]
-        if prim.reader.tiles:
-            values = prim.raw(rows)
-        else:
-            _, locals_ = prim.reader.enc.locate(rows)
-            chunk = chunks.take(name, rows) if chunks is not None else prim.reader.load_chunk(name)
-            values = prim.raw_from_chunk(chunk, rows, locals_)
+        try:
+            if prim.reader.tiles:
+                values = prim.raw(rows)
+            else:
+                _, locals_ = prim.reader.enc.locate(rows)
+                chunk = chunks.take(name, rows) if chunks is not None else prim.reader.load_chunk(name)
+                values = prim.raw_from_chunk(chunk, rows, locals_)
+        except refill.READ_ERRORS as e:
+            if not self.cfg.ignore_errors:
+                raise
+            values = refill.read(prim.raw, rows, e)  # the rows that can be read, Bad markers for the others
         return zip(positions.tolist(), values)
 
     def _gather(self, order, positions, pending, sched):
@@ -112,13 +128,24 @@ class Pipeline:
             if p not in pending and (owed := sched.claim(p)) is not None:  # a resumed epoch's deferred chunk
                 pending.update(self._load(owed[0], order, owed[1]))
         rows = order[np.asarray(positions, dtype=np.int64)]
-        return rows, {name: [pending.pop(p) for p in positions] if name == self.primary else col.raw(rows)
+        return rows, {name: [pending.pop(p) for p in positions] if name == self.primary else self._raw(col, rows)
                       for name, col in self.columns.items()}
+
+    def _raw(self, col, rows):
+        """A column's stored values of ``rows`` (with ignore_errors, ``refill.Bad`` for those that
+        cannot be read)."""
+        return refill.read(col.raw, rows) if self.cfg.ignore_errors else col.raw(rows)
 
     # ------------------------------------------------------------------------------ consumer
     def __iter__(self):
         self.epoch += 1
-        return self._epoch(self.epoch)
+        if not self.cfg.ignore_errors:
+            return self._epoch(self.epoch)
+        sched = self.planned
+        if sched is None or sched.epoch != self.epoch:
+            sched = state.schedule(self, self.epoch)
+        self.planned = sched  # what _epoch runs
+        return refill.batches(self, self._epoch(self.epoch), sched)
 
     def _epoch(self, epoch):
         cfg = self.cfg
@@ -146,6 +173,22 @@ class Pipeline:
             return self.assemble(columns, rows)
         with dl_random.batch_scope(seed):  # the batch's random streams (resumable, state.py)
             return self.assemble(columns, rows)
+
+    def unit_now(self, rows, seed, scope_seed, epoch=None):
+        """ignore_errors: the ``collate.Unit`` of exactly ``rows``, read, decoded and assembled now
+        on this thread (crops from ``seed``, transforms under ``scope_seed``), its ``kept``
+        positions counted in ``rows``; every skip recorded in ``summary`` under ``epoch``."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        raw = {name: self._raw(col, rows) for name, col in self.columns.items()}
+        kept_rows, columns, kept, skipped = refill.decode(self, rows, raw, seed)
+        unit = self.finish(kept_rows, columns, scope_seed)
+        kept = np.asarray(kept, np.int64)
+        records = skipped + [(int(kept[j]), record) for j, record in unit.skipped]
+        for _, record in sorted(records, key=lambda r: r[0]):
+            record.epoch = epoch
+            self.summary.add(record)
+        unit.kept = kept[unit.kept]
+        return unit
 
     def decode_rows(self, rows, seed):
         """The decoded columns of exactly ``rows`` (source row ids), read and decoded now on this

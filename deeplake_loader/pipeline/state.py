@@ -28,6 +28,12 @@ all consumed are never read; the steps that ran before the resume point are defe
 with rows still pending in the shuffle buffer is read the first time one of them is gathered
 (``Schedule.claim``). Nothing consumed is decoded again.
 
+With ``ignore_errors`` a batch can cover more plan positions than it holds rows (the skipped
+samples'): the state then also says how many positions of its segment this rank consumed,
+``"consumed": <n>`` (pipeline/refill.py), and a resume starts there. Only the rank that saved it
+can use that count (DDP ranks skip different rows): another rank resumes as if nothing had been
+skipped before the save (a warning says so), and a loader without ignore_errors refuses it.
+
 ``fingerprint`` names the dataset (its first chunk ids, stable across appends and copies), the
 version (commit id), tensor lengths, the rows of the view / query, sample_by's weights and the
 chain's batch size, drop_last, shuffle, buffer size and offset; ``load`` compares them one by one
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,24 +154,39 @@ def _consumed(cfg, reader, epoch: int, rows: np.ndarray, segments) -> np.ndarray
 class Schedule:
     """What one rank yields in one epoch from a place: ``order`` (rows by position), fetch ``steps``
     (chunk or None, positions to load, positions emitted), batch ``sizes`` from batch ``first`` on,
-    and the chunks read on first need (``claim``)."""
+    and the chunks read on first need (``claim``). With ignore_errors (pipeline/refill.py) the
+    batch sizes cut *units*, ``first`` is the first unit to run and ``handed`` the batches handed
+    out before; ``resume_at``: the first emitted position to deliver; ``consumed``: the positions
+    covered by the batches handed out so far (set as they go); ``decoded``: unit -> what its
+    decode kept and skipped."""
     epoch: int
     rank: int
     world: int
     segment: int
     done: list  # the epoch's finished segments [(world, batches)]
-    first: int  # batches of this segment handed out before
+    first: int  # batches (units) of this segment handed out before
     order: np.ndarray
     steps: list
     sizes: BatchSizes
     root: int
     deferred: dict = field(default_factory=dict)  # chunk -> positions still pending (of every early step reading it)
     owner: dict = field(default_factory=dict)  # position -> chunk
+    handed: int = 0  # batches of this segment handed out before (== first unless something was skipped)
+    resume_at: int = 0  # emitted positions before this one were consumed before the resume
+    consumed: int | None = None  # emitted positions the batches handed out cover (ignore_errors)
+    emission: np.ndarray = None  # every position this segment emits, in order (from its start)
+    decoded: dict = field(default_factory=dict)  # ignore_errors: unit -> (kept positions, skips) of its decode
 
     @property
     def total(self) -> int:
         """Batches this segment yields on this rank, counting those handed out before the resume."""
         return len(self.sizes)
+
+    def top_up_seed(self, purpose: str, j: int, k: int) -> int:
+        """Seed of part ``k`` of top-up batch ``j`` (pipeline/refill.py): by batch, never by what
+        came before."""
+        more = (j, k) + ((self.segment,) if self.segment else ())
+        return dl_random.stream(purpose + "/top-up", self.epoch, self.rank, 0, *more, root=self.root)
 
     def batch_sizes(self):
         return self.sizes.after(self.first)
@@ -208,9 +230,23 @@ def _skip(sched: Schedule, skip: int) -> None:
     sched.steps = out
 
 
-def schedule(pipe, epoch: int, segments=None, rank: int | None = None, world: int | None = None) -> Schedule:
+def _unit_at(sizes: BatchSizes, at: int) -> int:
+    """The unit (batch of the plan) holding emitted position ``at`` (``len(sizes)`` past the end)."""
+    if at < sizes.full * sizes.batch_size:
+        return at // sizes.batch_size
+    u, seen = sizes.full, sizes.full * sizes.batch_size
+    for t in sizes.tail:
+        if at < seen + t:
+            return u
+        u, seen = u + 1, seen + t
+    return u
+
+
+def schedule(pipe, epoch: int, segments=None, rank: int | None = None, world: int | None = None,
+             consumed: int | None = None) -> Schedule:
     """The schedule of ``epoch`` on ``rank`` of ``world`` (default: torch.distributed's), resumed
-    after ``segments`` (None or []: from its start)."""
+    after ``segments`` (None or []: from its start); ``consumed``: the positions the last segment's
+    batches covered on this rank, when skips made it differ from their row count."""
     cfg = pipe.cfg
     if rank is None:
         rank, world = plan.world(cfg)
@@ -221,15 +257,20 @@ def schedule(pipe, epoch: int, segments=None, rank: int | None = None, world: in
     else:
         done, first = segments, 0
     rows = plan.epoch_rows(cfg, epoch)
-    consumed = _consumed(cfg, reader, epoch, rows, done) if done else None
-    part = _part(cfg, reader, epoch, rows, len(done), rank, world, consumed)
+    taken = _consumed(cfg, reader, epoch, rows, done) if done else None
+    part = _part(cfg, reader, epoch, rows, len(done), rank, world, taken)
     sched = Schedule(epoch, rank, world, len(done), done, first, rows[part.positions], part.steps, part.sizes,
-                     dl_random.root(cfg.seed))
+                     dl_random.root(cfg.seed), handed=first, emission=_emissions(part.steps))
     if first > len(sched.sizes):
         raise ValueError(f"the loader state says {first} batches of epoch {epoch} were consumed, but this rank's "
                          f"epoch has {len(sched.sizes)}")
+    if consumed is not None and not sched.sizes.rows_in(first) <= consumed <= len(sched.emission):
+        raise ValueError(f"loader state: {first} batches of epoch {epoch} cannot have consumed {consumed} of the "
+                         f"{len(sched.emission)} positions of this rank's epoch")
     if first:
-        _skip(sched, sched.sizes.rows_in(first))
+        at = sched.sizes.rows_in(first) if consumed is None else int(consumed)
+        sched.first, sched.resume_at = _unit_at(sched.sizes, at), at
+        _skip(sched, sched.sizes.rows_in(sched.first))
     return sched
 
 
@@ -242,26 +283,30 @@ class Tracker:
         self.generation = 0
         self.sched = None  # schedule of the newest iterator's epoch
         self.batches = 0  # batches of sched's segment handed out (counting those before a resume)
+        self.consumed = None  # positions they cover, when skipped samples made it differ from their rows
         self.finished = False
-        self.loaded = None  # (epoch, segments) from load_state_dict, for the next iterator
+        self.loaded = None  # (epoch, segments, consumed) from load_state_dict, for the next iterator
 
     def start(self):
-        """(epoch, segments) the next iterator starts from: a loaded state, else the epoch after
-        the newest iterator's (an abandoned epoch is not resumed, as in torch and torchdata)."""
+        """(epoch, segments, consumed) the next iterator starts from: a loaded state, else the epoch
+        after the newest iterator's (an abandoned epoch is not resumed, as in torch and torchdata)."""
         if self.loaded is not None:
             return self.loaded
-        return (1 if self.sched is None else self.sched.epoch + 1), []
+        return (1 if self.sched is None else self.sched.epoch + 1), [], None
 
     def position(self):
-        """(epoch, segments) of the next batch to hand out (what state_dict saves)."""
+        """(epoch, segments, consumed) of the next batch to hand out (what state_dict saves)."""
         if self.loaded is not None:
             return self.loaded
         s = self.sched
         if s is None:
-            return 1, []
+            return 1, [], None
         if self.finished or self.batches >= s.total:
-            return s.epoch + 1, []
-        return s.epoch, [list(x) for x in s.done] + [[s.world, self.batches]]
+            return s.epoch + 1, [], None
+        consumed = self.consumed
+        if consumed is not None and consumed == s.sizes.rows_in(self.batches):
+            consumed = None
+        return s.epoch, [list(x) for x in s.done] + [[s.world, self.batches]], consumed
 
 
 def _tracker(loader) -> Tracker:
@@ -278,17 +323,18 @@ def track(loader):
     t = _tracker(loader)
     share_root(loader)
     pipe = loader._get_pipeline()
-    epoch, segments = t.start()
+    epoch, segments, consumed = t.start()
     t.loaded = None
-    sched = schedule(pipe, epoch, segments)
+    sched = schedule(pipe, epoch, segments, consumed=consumed)
     t.generation += 1
     mine = t.generation
-    t.sched, t.batches, t.finished = sched, sched.first, False
+    t.sched, t.batches, t.consumed, t.finished = sched, sched.handed, consumed, False
     pipe.epoch = epoch - 1  # Pipeline.__iter__ runs epoch + 1 ...
     pipe.planned = sched  # ... with this schedule
     for batch in pipe:
         if t.generation == mine:
             t.batches += 1
+            t.consumed = sched.consumed
         yield batch
     if t.generation == mine:
         t.finished = True
@@ -376,11 +422,14 @@ def save(loader) -> dict:
     """The loader's state: JSON-serialisable, small, never data."""
     t = _tracker(loader)
     cfg = loader._config
-    epoch, segments = t.position()
+    epoch, segments, consumed = t.position()
     rank, world = plan.world(cfg)
     root = t.sched.root if t.sched is not None and t.loaded is None else dl_random.root(cfg.seed)
-    return {"format": FORMAT, "epoch": int(epoch), "segments": [[int(w), int(k)] for w, k in segments],
-            "seed": str(root), "rank": int(rank), "world": int(world), "fingerprint": fingerprint(cfg)}
+    out = {"format": FORMAT, "epoch": int(epoch), "segments": [[int(w), int(k)] for w, k in segments],
+           "seed": str(root), "rank": int(rank), "world": int(world), "fingerprint": fingerprint(cfg)}
+    if consumed is not None:
+        out["consumed"] = int(consumed)
+    return out
 
 
 def _check(state) -> tuple:
@@ -411,26 +460,39 @@ def _check(state) -> tuple:
         raise ValueError(f"loader state: 'seed' must be >= 0, got {root}")
     if not isinstance(state.get("fingerprint"), dict):
         raise ValueError("loader state: no 'fingerprint' dict")
-    return epoch, segs, root
+    consumed = state.get("consumed")
+    if consumed is not None:
+        consumed = count(consumed, "'consumed'", 0)
+    return epoch, segs, root, consumed
 
 
 def load(loader, state) -> None:
     """Restore a state: the loader's next iterator continues from it (the torchdata convention)."""
-    epoch, segments, root = _check(state)
+    epoch, segments, root, consumed = _check(state)
     cfg = loader._config
     diffs = _differences(state["fingerprint"], fingerprint(cfg))
     if diffs:
         raise StateMismatchError("this loader state was saved by a different loader or dataset: " + "; ".join(diffs),
                                  components=diffs)
     rank, world = plan.world(cfg)
+    if consumed is not None:
+        if not cfg.ignore_errors:
+            raise ValueError("this loader state was saved by a loader that skipped samples (ds.dataloader("
+                             "ignore_errors=True)): its batches do not line up with the rows of a loader without it; "
+                             "resume it with ds.dataloader(ignore_errors=True)")
+        if state.get("rank") != rank or not segments or segments[-1][0] != world:
+            warnings.warn(f"this loader state was saved by rank {state.get('rank')} after it skipped samples; rank "
+                          f"{rank} resumes as if it had skipped none before the save (some of its rows may come "
+                          "again or not at all)", stacklevel=3)
+            consumed = None
     if len(segments) == 1 and segments[0][0] == world:
         total = plan.num_batches(cfg)
         if segments[0][1] > total:
             raise ValueError(f"loader state: {segments[0][1]} batches of epoch {epoch} consumed, but an epoch of this "
                              f"loader has {total}")
         if segments[0][1] == total:
-            epoch, segments = epoch + 1, []
+            epoch, segments, consumed = epoch + 1, [], None
     _pin(loader, root)
     t = _tracker(loader)
     t.generation += 1  # a running iterator stops moving the place
-    t.loaded = (epoch, segments)
+    t.loaded = (epoch, segments, consumed)
