@@ -56,11 +56,11 @@ def to_tf(v):
 
     if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
         return hand_over(v)
-    if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+    if isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v):
         return tf.constant(v, dtype=tf.string)
     if isinstance(v, list) and v and all(isinstance(x, (dict, list)) for x in v):
         return tf.constant([json.dumps(x, default=_json_default) for x in v], dtype=tf.string)
-    if isinstance(v, list) and v and all(isinstance(x, (bytes, bytearray)) for x in v):
+    if isinstance(v, (list, tuple)) and v and all(isinstance(x, (bytes, bytearray)) for x in v):
         return tf.constant([bytes(x) for x in v], dtype=tf.string)
     return v
 

@@ -286,16 +286,18 @@ def default_collate(samples):
     if isinstance(first, dict) and not isinstance(first, DataSample):
         return remade(first, ((k, collate_values([s[k] for s in samples], k)) for k in first.keys()))
     if isinstance(first, (tuple, list)) and all(isinstance(s, (tuple, list)) and len(s) == len(first) for s in samples):
-        return [collate_values(list(col), None) for col in zip(*samples)]
+        return [collate_values(col, None) for col in zip(*samples)]  # each column a tuple, as torch's
     return collate_values(list(samples), None)
 
 
 def collate_values(values, key=None):
     """One key's values over the batch: stacked as arrays / torch tensors when shapes agree;
     ``array(['text'])`` → str; json object arrays → their value; data() samples key by key;
-    strings, bytes, images and dicts (json) → lists."""
+    strings, bytes, images and dicts (json) → lists, except that a column of strings cut out of
+    tuples (a transform's tuples, ``data()``'s label names) stays the tuple it is, as torch's
+    collate (so deeplake's) leaves it."""
     if not values:
-        return values
+        return list(values)
     first = values[0]
     if isinstance(first, DataSample):
         return _merge(values, key)
@@ -314,6 +316,8 @@ def collate_values(values, key=None):
         return [_unwrap(v) for v in values]
     if isinstance(first, (bool, int, float, np.number, np.bool_)):
         return np.asarray(values)
+    if isinstance(values, tuple) and isinstance(first, (str, bytes)):
+        return values
     return list(values)
 
 
@@ -336,12 +340,14 @@ def _merge(values, key):
             return {k: _merge([v[k] for v in values], key) for k in first.keys()}
         return list(values)
     if isinstance(first, (list, tuple)) and all(isinstance(v, (list, tuple)) and len(v) == len(first) for v in values):
-        return [_merge(list(col), key) for col in zip(*values)]
+        return [_merge(col, key) for col in zip(*values)]  # each column a tuple, as torch's
     if isinstance(first, np.ndarray) and first.dtype.kind not in "OUS":
         _same_shapes([v.shape for v in values], key)
         return np.stack(values)
     if isinstance(first, (bool, int, float, np.number, np.bool_)) and not isinstance(first, str):
         return np.asarray(values)
+    if isinstance(values, tuple) and isinstance(first, (str, bytes)):
+        return values
     return list(values)
 
 

@@ -177,8 +177,8 @@ def test_an_empty_image_never_drops_the_fused_crop_of_its_batch(tmp_path, mode):
         loader = getattr(ds.dataloader().transform(transform).batch(BATCH), mode)()
         it = iter(loader)
         first = next(it)
-        images = np.stack([s["images"] for s in first]) if mode == "numpy" else np.asarray(first["images"])
-        assert images.shape == (BATCH, 8, 8, 3)
+        cropped = np.stack([s["images"] for s in first]) if mode == "numpy" else np.asarray(first["images"])
+        assert cropped.shape == (BATCH, 8, 8, 3)
         with pytest.raises(TransformError, match="crop") as err:
             next(it)  # rows 4-7 hold the empty row 5
         assert (err.value.tensor, err.value.index) == ("images", 5)

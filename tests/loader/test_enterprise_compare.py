@@ -15,11 +15,14 @@ why):
 * **equal DDP batches**: every rank yields the same number of batches (deeplake's short rank
   yields one fewer, and DDP hangs waiting for it);
 * **a transform's tuple that starts with a str** is collated column by column (deeplake's collate
-  keeps only each sample's first item then: the other columns are silently dropped).
+  keeps only each sample's first item then: the other columns are silently dropped);
+* **len() with tensors=[]**: deeplake's ``len(loader)`` is 0 (it counts the rows of ``ds[[]]``)
+  while it yields every batch; ours is the batches it yields.
 
-The items of issue 21's "Batch and sample shapes" that are the lead's part (``.numpy()`` batches as
-lists of samples, samples as IterableOrderedDict, what a collate_fn receives, a transform's dict as
-a plain dict batch, ``tensors=[]``) are compared too, marked xfail(strict=True) until that lands.
+Issue 21's "Batch and sample shapes" (``.numpy()`` batches as lists of samples, samples as
+IterableOrderedDict, what a collate_fn receives and that its result is untouched, a transform's
+dict as a plain dict batch, ``tensors=[]``, columns of strings as torch's collate leaves them) are
+compared like the rest.
 """
 
 from __future__ import annotations
@@ -34,9 +37,6 @@ from tests.common import enterprise as E
 
 pytestmark = pytest.mark.dl3
 torch = pytest.importorskip("torch")
-
-LEAD = pytest.mark.xfail(strict=True, reason="issue 21 batch shapes: lead's part")
-
 
 def fn(name):
     return {"$fn": name}
@@ -113,9 +113,7 @@ OURS_ONLY = {"chain_sample_replace_false": {"steps": [["sample_by", [W], {"repla
 
 SAME = ["plain", "batch_of_one", "no_index", "t_tuple", "t_list", "t_kwargs", "t_dtypes", "dict_transform",
         "dict_index_first", "tobytes", "pil", "offset", "query_order", "drop_last", "collate_default", "collate_numpy",
-        "err_index", "err_distributed"]
-# data, str_column: a column of str is a tuple in deeplake's batches (torch's collate), a list in ours
-LEADS = ["data", "str_column", "t_dict", "t_container", "user_collate", "numpy", "tensors_empty_list"]
+        "err_index", "err_distributed", "data", "str_column", "t_dict", "t_container", "user_collate", "numpy"]
 DICT_TRANSFORMS = {"dict_transform", "dict_index_first"}  # keys in the dict's order on both sides
 
 
@@ -161,14 +159,6 @@ def _index_last(x):
     return x
 
 
-def _tuples_as_lists(x):
-    if isinstance(x, dict):
-        return {("list" if k == "tuple" else k): _tuples_as_lists(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_tuples_as_lists(v) for v in x]
-    return x
-
-
 def _rows(result):
     out = []
     for batch in result["batches"]:
@@ -181,8 +171,6 @@ def _rows(result):
 def test_same_batches_with_index_last(theirs, ours, name):
     want = _result(theirs, name)
     want = want if name in DICT_TRANSFORMS else _index_last(want)
-    if name == "t_dtypes":  # its str column's container (a tuple in deeplake) is the lead's str_column case
-        want = _tuples_as_lists(want)
     got = ours[name]
     assert got.keys() == want.keys(), (got, want)
     for key in got:
@@ -193,16 +181,21 @@ def test_same_batches_with_index_last(theirs, ours, name):
         assert g == w, f"{name}: batch {i} differs\n ours:     {json.dumps(g)[:1500]}\n deeplake: {json.dumps(w)[:1500]}"
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=LEAD) for n in LEADS])
-def test_lead_batch_shapes(theirs, ours, name):
-    want, got = _result(theirs, name), ours[name]
-    if name == "tensors_empty_list":  # JPEG decoders may differ by a level: compare all but jpg's pixels
-        for result in (want, got):
-            for batch in result.get("batches", []):
-                for key, value in batch.get("dict", []):
-                    if key == "jpg":
-                        value.pop("v", None)
-    assert got == _index_last(want)
+def test_an_empty_tensor_list_means_every_tensor(theirs, ours):
+    """The same batches, each tensor's values equal (but jpg's pixels: JPEG decoders may differ by a
+    level). Deliberate: deeplake's len() says 0; ours the 5 batches both yield. The keys' order is
+    the dataset's: deeplake's query view lists tensors in creation order, a loaded dataset (deeplake's
+    and ours) sorted."""
+    want, got = _index_last(_result(theirs, "tensors_empty_list")), ours["tensors_empty_list"]
+    assert want["len"] == 0 and got["len"] == 5 == len(got["batches"]) == len(want["batches"])
+    for w, g in zip(want["batches"], got["batches"]):
+        for result in (w, g):
+            for key, value in result["dict"]:
+                if key == "jpg":
+                    value.pop("v", None)
+        assert g["iterates"] == w["iterates"] == "values"
+        assert dict((k, v) for k, v in g["dict"]) == dict((k, v) for k, v in w["dict"])
+        assert [k for k, _ in g["dict"]] == sorted(k for k, _ in g["dict"] if k != "index") + ["index"]
 
 
 def _weighted_reordering(rows):
@@ -277,7 +270,7 @@ def test_a_tuple_starting_with_a_str_keeps_every_column(theirs, ours):
     those strs (the index column is dropped without a word); ours keeps both columns."""
     want, got = _result(theirs, "t_str_first"), ours["t_str_first"]
     assert want["batches"][0] == {"list": [{"str": f"row {i}"} for i in range(4)]}
-    assert got["batches"][0] == {"list": [{"list": [{"str": f"row {i}"} for i in range(4)]},
+    assert got["batches"][0] == {"list": [{"tuple": [{"str": f"row {i}"} for i in range(4)]},
                                           {"torch": "int64", "shape": [4, 1], "v": [[0], [1], [2], [3]]}]}
 
 

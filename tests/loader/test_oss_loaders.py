@@ -82,6 +82,30 @@ def c_rows(samples):
             "kinds": ",".join(sorted({type(s["caption"]).__name__ for s in samples}))}
 
 
+def c_numpy(samples):
+    """A collate_fn that builds numpy: its result is the batch, untouched (no torch tensors)."""
+    return {"labels": np.stack([s["labels"] for s in samples]), "index": np.stack([s["index"] for s in samples])}
+
+
+def describe(s):
+    """What user code is handed: the sample's class, what iterating it yields, each value's type."""
+    first = next(iter(s))
+    iterates = "keys" if isinstance(first, str) and first in s.keys() else "values"
+    values = ";".join(f"{k}:{type(v).__name__ if not isinstance(v, dict) else 'dict'}:{getattr(v, 'dtype', '')}:"
+                      f"{list(getattr(v, 'shape', ()))}" for k, v in s.items())
+    return f"{type(s).__name__}|{iterates}|{values}"
+
+
+def c_seen(samples):
+    """A collate_fn reporting what it receives."""
+    return {"seen": [describe(s) for s in samples]}
+
+
+def t_container(s):
+    """A transform reporting what it receives."""
+    return {"seen": describe(s)}
+
+
 def c_one(sample):
     """A collate_fn under batch_size=None: called on each sample (which iterates its values)."""
     return {"keys": ",".join(sample.keys()), "first": next(iter(sample))}
@@ -99,7 +123,7 @@ def t_fail(s):
     return s
 
 
-TRANSFORMS = {"t_unpack": t_unpack, "t_tuple": t_tuple, "t_list": t_list, "t_dict": t_dict, "t_seen": t_seen, "t_kw": t_kw,
+TRANSFORMS = {"t_container": t_container, "t_unpack": t_unpack, "t_tuple": t_tuple, "t_list": t_list, "t_dict": t_dict, "t_seen": t_seen, "t_kw": t_kw,
               "t_fail": t_fail, "dict_vec_labels_index": {"vec": t_vec, "labels": None, "index": None},
               "dict_index_first": {"index": None, "labels": None}, "dict_caption": {"caption": t_text}}
 
@@ -113,8 +137,10 @@ def normal(x):
         if x.dtype == object:
             return {"np": "object", "shape": list(x.shape), "v": [normal(v) for v in x.reshape(-1).tolist()]}
         return {"np": x.dtype.str, "shape": list(x.shape), "v": x.tolist()}
-    if isinstance(x, dict):
-        return {"dict": [[str(k), normal(v)] for k, v in x.items()]}
+    if isinstance(x, dict):  # what iterating the dict yields (its keys, or its values as deeplake's batches)
+        first = next(iter(x), None)
+        iterates = "keys" if not x or (isinstance(first, str) and first in x.keys()) else "values"
+        return {"dict": [[str(k), normal(v)] for k, v in x.items()], "iterates": iterates}
     if isinstance(x, (list, tuple)):
         return {"list": [normal(v) for v in x]}
     if isinstance(x, str):
@@ -134,7 +160,7 @@ def run_config(ds, spec):
     if "transform" in spec:
         kw["transform"] = TRANSFORMS[spec["transform"]]
     if "collate" in spec:
-        kw["collate_fn"] = {"c_rows": c_rows, "c_one": c_one}[spec["collate"]]
+        kw["collate_fn"] = {"c_rows": c_rows, "c_one": c_one, "c_numpy": c_numpy, "c_seen": c_seen}[spec["collate"]]
     view = ds[spec["view"]] if "view" in spec else ds
     try:
         loader = view.pytorch(**kw)
@@ -180,6 +206,14 @@ CONFIGS = {
     "collate_fn": {"collate": "c_rows", "kw": {"tensors": ["caption"], "num_workers": 0, "batch_size": 4}},
     "collate_fn_unbatched": {"collate": "c_one", "kw": {"tensors": ["caption", "labels"], "num_workers": 0,
                                                         "batch_size": None}},
+    # what a collate_fn gets (IterableOrderedDicts of numpy values) and that its result is untouched
+    "collate_numpy": {"collate": "c_numpy", "kw": {"tensors": ["labels", "vec"], "num_workers": 0, "batch_size": 4}},
+    "collate_seen": {"collate": "c_seen", "kw": {"tensors": ["images", "labels", "caption", "vec", "big"],
+                                                 "num_workers": 0, "batch_size": 3}},
+    "collate_seen_data": {"collate": "c_seen", "kw": {"tensors": ["labels", "vec"], "num_workers": 0, "batch_size": 2,
+                                                      "decode_method": {"labels": "data"}}},
+    "t_container": {"transform": "t_container", "kw": {"tensors": ["images", "labels", "caption", "vec"],
+                                                       "num_workers": 0, "batch_size": 5}},
     "workers2": {"kw": {"tensors": ["labels", "caption"], "num_workers": 2, "batch_size": 3}},
     "shuffle": {"kw": {"tensors": ["images", "labels"], "num_workers": 0, "batch_size": 3, "shuffle": True}},
     "shuffle_workers2": {"kw": {"tensors": ["images", "labels"], "num_workers": 2, "batch_size": 3, "shuffle": True}},

@@ -310,7 +310,7 @@ def test_decode_method_data_is_tensor_data(loader_ds):
         assert set(b["labels"]) == {"value", "text"} and set(b["images"]) == {"value", "sample_info"}
         assert _np(b["labels"]["value"]).tolist() == [[x % 4] for x in r]
         assert _np(b["labels"]["value"]).dtype == np.uint32  # as stored: data() is not converted
-        assert b["labels"]["text"] == [[CLASSES[x % 4] for x in r]]  # torch-style: positions transposed
+        assert b["labels"]["text"] == [tuple(CLASSES[x % 4] for x in r)]  # torch-style: positions transposed (tuples)
         assert b["caption"]["value"] == [loader_ds.caption[x].data()["value"] for x in r]
         for k, x in enumerate(r):
             assert np.array_equal(_np(b["images"]["value"])[k], loader_ds.images[x].data()["value"])
