@@ -196,7 +196,7 @@ class RowsDataset(Dataset):
         if self._cfg.ignore_errors:  # bad samples left out of this batch: torch's batch sampler chose its rows
             from ..pipeline import refill
 
-            return Finished(convert(refill.whole(pipe, pipe.unit_now(base[pos], crop_seed, scope_seed))))
+            return Finished(convert(refill.whole(pipe, pipe.unit_now(base[pos], crop_seed, scope_seed), base[pos])))
         columns = None
         if self._ahead is not None and os.getpid() == self._owner_pid:  # (a forked worker inherits it: unused)
             columns = self._ahead.take(pos, crop_seed)

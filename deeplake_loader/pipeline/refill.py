@@ -42,7 +42,8 @@ import logging
 
 import numpy as np
 
-from ..errors import CorruptDatasetError, DecodeError, LinkedFileError, RemoteReadError, TransformError
+from ..errors import (CorruptDatasetError, DecodeError, DeepLakeLoaderError, LinkedFileError, RemoteReadError,
+                      TransformError)
 
 log = logging.getLogger("deeplake_loader")
 
@@ -315,7 +316,30 @@ def _concat(parts):
 
 def batches(pipe, units, sched):
     """The epoch's batches from its units' results (see the module doc); ``sched.consumed`` says
-    after each one how many plan positions the batches handed out cover."""
+    after each one how many plan positions the batches handed out cover, and ``sched.ended``
+    whether it was the epoch's last (known by making the next one first: a state saved after the
+    last batch then points at the next epoch, as without skips)."""
+    made = _cut(pipe, units, sched)
+    try:
+        held = next(made, None)
+        while held is not None:
+            try:
+                following = next(made, None)
+            except BaseException:  # an error of a later batch: after the batch before it
+                sched.consumed = held[1]
+                yield held[0]
+                raise
+            sched.consumed, sched.ended = held[1], following is None
+            batch, held = held[0], following
+            yield batch
+            del batch
+    finally:
+        made.close()  # and with it the epoch's stages (units)
+        units.close()
+
+
+def _cut(pipe, units, sched):
+    """(batch, plan positions covered so far) of the epoch, in order."""
     assemble, summary, cfg = pipe.assemble, pipe.summary, pipe.cfg
     targets = sched.sizes.after(sched.handed)
     target = next(targets, None)
@@ -337,16 +361,14 @@ def batches(pipe, units, sched):
         del unit
         while target is not None and pending.n >= target:
             batch, last = pending.take(target, assemble)
-            sched.consumed = last + 1
             yielded += 1
             target = next(targets, None)
-            yield batch
+            yield batch, last + 1
     if target is not None and pending.n and not cfg.drop_last:
         batch, last = pending.take(pending.n, assemble)
-        sched.consumed = last + 1
         yielded += 1
         target = next(targets, None)
-        yield batch
+        yield batch, last + 1
     if sched.world > 1 and yielded < sched.total:
         yield from _top_up(pipe, sched, yielded)
 
@@ -374,17 +396,18 @@ def _top_up(pipe, sched, yielded):
                         sched.epoch)
             return
         batch, _ = pending.take(pending.n, pipe.assemble)
-        sched.consumed = len(sched.emission)
-        yield batch
+        yield batch, len(sched.emission)
 
 
 
-def whole(pipe, unit):
-    """The batch of every sample a unit kept (a torch DataLoader rebuilt from the loader's parts
-    asks for exactly those rows: nothing follows to refill from)."""
+def whole(pipe, unit, rows):
+    """The batch of every sample a unit of ``rows`` kept (a torch DataLoader rebuilt from the
+    loader's parts asks for exactly those rows: nothing follows to refill from). With none kept
+    there is no batch to give: an error names the rows."""
     pending = _Pending()
     pending.add(unit, np.arange(len(unit.rows)))
     if not pending.n:
-        return pipe.assemble.collate_samples([], unit.rows) if unit.columns is None else \
-            pipe.assemble.collate_columns(unit.columns, unit.rows)
+        raise DeepLakeLoaderError(f"ignore_errors: no row of this batch can be read, decoded or transformed (rows "
+                                  f"{[int(r) for r in rows][:8]}; loader.summary says why), and a torch DataLoader "
+                                  "rebuilt from the loader's parts cannot refill it from other rows")
     return pending.take(pending.n, pipe.assemble)[0]

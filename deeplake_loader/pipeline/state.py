@@ -175,6 +175,7 @@ class Schedule:
     resume_at: int = 0  # emitted positions before this one were consumed before the resume
     consumed: int | None = None  # emitted positions the batches handed out cover (ignore_errors)
     emission: np.ndarray = None  # every position this segment emits, in order (from its start)
+    ended: bool = False  # ignore_errors: the batch last handed out was the epoch's last
     decoded: dict = field(default_factory=dict)  # ignore_errors: unit -> (kept positions, skips) of its decode
 
     @property
@@ -301,7 +302,7 @@ class Tracker:
         s = self.sched
         if s is None:
             return 1, [], None
-        if self.finished or self.batches >= s.total:
+        if self.finished or self.batches >= s.total or s.ended:
             return s.epoch + 1, [], None
         consumed = self.consumed
         if consumed is not None and consumed == s.sizes.rows_in(self.batches):

@@ -20,6 +20,8 @@ import numpy as np
 
 ROWS = 300
 BATCH = 8
+BAD_IMAGES = (5, 6, 50, 51, 52, 123, 299)  # rows of the damaged copy (build_damaged) whose images do not decode
+BAD_ROWS = (77, 200)  # rows the ignore_* chains' transform fails on
 
 
 def image(i: int) -> np.ndarray:
@@ -40,6 +42,21 @@ def build(path: str, rows: int = ROWS) -> None:
         ds.create_tensor("row", dtype="int64")
         ds.extend({"images": [image(i) for i in range(rows)], "labels": [i % 7 for i in range(rows)],
                    "row": list(range(rows))})
+
+
+def build_damaged(path: str) -> None:
+    """The dataset of ``build`` with the images of ``BAD_IMAGES`` replaced by bytes no codec reads."""
+    from tests.common import damage
+
+    build(path)
+    damage.replace_samples(path, "images", {r: damage.not_an_image(500) for r in BAD_IMAGES})
+
+
+def fail_some(row):
+    """A per-tensor transform of ``row`` that raises on ``BAD_ROWS``."""
+    if int(np.asarray(row).reshape(-1)[0]) in BAD_ROWS:
+        raise ValueError(f"row {int(np.asarray(row).reshape(-1)[0])} refused")
+    return row
 
 
 def jitter(label):
@@ -71,6 +88,14 @@ def chain(ds, name: str):
         return base.query("select * where labels != 3").offset(11).transform(crop).pytorch()
     if name == "plain_tensors":  # no transform: the native fast path
         return base.shuffle(buffer_size=1).pytorch(tensors=["images", "row"])
+    # over the damaged copy (build_damaged), skipping what cannot be decoded or transformed
+    skipping = ds.dataloader(ignore_errors=True).batch(BATCH)
+    if name == "ignore_shuffle":
+        return skipping.transform(dict(crop, row=fail_some)).shuffle(buffer_size=1).pytorch()
+    if name == "ignore_shuffle_workers":
+        return skipping.transform(dict(crop, row=fail_some)).shuffle(buffer_size=1).pytorch(num_workers=2)
+    if name == "ignore_plain":  # no transform: the fast path's columns refilled
+        return skipping.shuffle(buffer_size=1).pytorch(tensors=["images", "row"])
     raise KeyError(name)
 
 

@@ -98,6 +98,11 @@ def _keep(sample):
     return sample
 
 
+def _rows_and_sizes(samples):
+    """A collate_fn: (row, size of the decoded sample) of each (the files' shapes differ)."""
+    return [(int(s["index"][0]), int(next(iter(s)).size)) for s in samples]
+
+
 @pytest.mark.parametrize("tensor", ["videos", "scans"])
 @pytest.mark.parametrize("how", ["numpy_threads", "pytorch_workers", "oss_pytorch"])
 def test_loader_paths(damaged, tensor, how):
@@ -129,3 +134,22 @@ def test_unknown_linked_file_names_path_and_row(tmp_path):
             read()
         assert "tensor 'links'" in str(err.value) and "sample index 1" in str(err.value), str(err.value)
         assert str(bad) in str(err.value)
+
+
+@pytest.mark.parametrize("tensor", ["videos", "scans"])
+@pytest.mark.parametrize("workers", [0, 2])
+def test_ignore_errors_skips_the_bad_file_and_names_it(damaged, tensor, workers):
+    """ds.dataloader(ignore_errors=True): the damaged file's row is left out (on the decoder's
+    threads, and with a transform in worker processes), the batches stay full, the summary names
+    tensor, row and the library's reason."""
+    ds = dl.load(str(damaged))
+    chain = ds.dataloader(ignore_errors=True).batch(2)
+    if workers:
+        chain = chain.transform(_keep)
+    loader = chain.pytorch(tensors=[tensor], num_workers=workers, num_threads=2, collate_fn=_rows_and_sizes)
+    with loader:
+        batches = list(loader)
+    assert [[r for r, _ in b] for b in batches] == [[0, 1], [3]] and all(n for b in batches for _, n in b)
+    (skip,) = list(loader.summary)
+    assert (skip.row, skip.tensor, skip.stage, skip.error) == (BAD_ROW, tensor, "decode", "DecodeError")
+    assert REASONS[tensor] in skip.reason

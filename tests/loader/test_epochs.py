@@ -5,16 +5,35 @@ every batch holds exactly the rows its ``index`` names, and a finished epoch hol
 The sequences are drawn from numpy generators with fixed seeds (the seed is in the test id, so a
 failure reproduces). Worker processes only start with a transform, so every loader has one (an
 identity per-tensor transform, which must not change the data either).
+
+With ``ignore_errors`` (the ``ignore`` cases, over a copy of the dataset whose images of ``BAD``
+rows do not decode) the same holds for the rows that can be read: a finished epoch holds each of
+them once, in full batches, and its part of the summary names exactly the bad rows.
 """
 
+import shutil
 import threading
 
 import numpy as np
 import pytest
 
+from tests.common import damage
 from tests.common.loader import keep
 
 from .conftest import N, image_for, rows_of
+
+
+BAD = (2, 3, 17, 31, 49)  # rows of the damaged copy whose images do not decode
+
+
+@pytest.fixture(scope="module")
+def damaged_ds(loader_ds, tmp_path_factory):
+    import deeplake_loader as dl
+
+    path = tmp_path_factory.mktemp("epochs_damaged") / "ds"
+    shutil.copytree(loader_ds.path, path)
+    damage.replace_samples(path, "images", {r: damage.not_an_image(200) for r in BAD})
+    return dl.load(str(path), read_only=True)
 
 
 def check_batch(b):
@@ -47,24 +66,32 @@ def loader_threads():
     return {t for t in threading.enumerate() if t.name.startswith("deeplake_loader")}
 
 
-def run_sequence(loader_ds, workers, persistent, seed):
+def run_sequence(loader_ds, workers, persistent, seed, ignore=False):
     rng = np.random.default_rng(seed)
     cfg, epochs = random_sequence(rng)
-    loader = (loader_ds.dataloader().transform({"images": keep, "vec": keep, "index": None}).batch(cfg["batch"])
-              .shuffle(cfg["shuffle"], buffer_size=1)
+    loader = (loader_ds.dataloader(ignore_errors=ignore).transform({"images": keep, "vec": keep, "index": None})
+              .batch(cfg["batch"]).shuffle(cfg["shuffle"], buffer_size=1)
               .pytorch(num_workers=workers, persistent_workers=persistent, prefetch_factor=cfg["prefetch"]))
+    good = [r for r in range(N) if not ignore or r not in BAD]
+    started = 0  # epochs begun (the summary numbers them)
     abandoned = []  # unfinished iterators kept alive (as a framework holding its last iterator would)
     pids = set()
     try:
         for take, leave, close in epochs:
             it = iter(loader)
-            seen = []
+            started += 1
+            seen, sizes = [], []
             for k, b in enumerate(it):
-                seen += check_batch(b)
+                rows = check_batch(b)
+                sizes.append(len(rows))
+                seen += rows
                 if take is not None and k + 1 >= take:
                     break
             if take is None:
-                assert sorted(seen) == list(range(N)), "a finished epoch holds every row exactly once"
+                assert sorted(seen) == good, "a finished epoch holds every row exactly once"
+                assert sizes[:-1] == [cfg["batch"]] * (len(sizes) - 1)
+                if ignore:
+                    assert sorted(s.row for s in loader.summary if s.epoch == started) == list(BAD)
             elif leave == "abandon":
                 abandoned.append(it)
             del it
@@ -75,7 +102,7 @@ def run_sequence(loader_ds, workers, persistent, seed):
                 loader.close()
         # the loader still works after all that
         seen = [r for b in loader for r in check_batch(b)]
-        assert sorted(seen) == list(range(N))
+        assert sorted(seen) == good
     finally:
         loader.close()
         abandoned.clear()
@@ -85,6 +112,7 @@ def run_sequence(loader_ds, workers, persistent, seed):
 CASES = ([(0, False, seed) for seed in (101, 102, 103, 104, 105, 106)]
          + [(2, True, seed) for seed in (201, 202, 203, 204, 205)]
          + [(2, False, seed) for seed in (301, 302)])
+IGNORE_CASES = [(0, False, 401), (0, False, 402), (2, True, 403), (2, False, 404)]
 
 
 @pytest.mark.parametrize("workers,persistent,seed", CASES, ids=[f"w{w}-{'p' if p else 'np'}-seed{s}" for w, p, s in CASES])
@@ -95,6 +123,17 @@ def test_every_batch_holds_the_rows_its_index_names(loader_ds, workers, persiste
     pids = run_sequence(loader_ds, workers, persistent, seed)
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert loader_threads() <= threads  # every stage thread and worker keeper thread has ended
+
+
+@pytest.mark.parametrize("workers,persistent,seed", IGNORE_CASES,
+                         ids=[f"w{w}-{'p' if p else 'np'}-seed{s}" for w, p, s in IGNORE_CASES])
+def test_with_ignore_errors_every_batch_holds_the_good_rows_its_index_names(damaged_ds, workers, persistent, seed):
+    import psutil
+
+    threads = loader_threads()
+    pids = run_sequence(damaged_ds, workers, persistent, seed, ignore=True)
+    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert loader_threads() <= threads
 
 
 def test_persistent_workers_after_an_early_break_never_deliver_the_old_epochs_batches(loader_ds):

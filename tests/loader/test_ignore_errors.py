@@ -257,6 +257,12 @@ def test_a_torch_dataloader_rebuilt_from_the_parts_drops_bad_samples_from_their_
     assert [r for b in batches for r in b] == [r for r in range(ROWS) if r not in BAD_DECODE + BAD_READ]
     assert [len(b) for b in batches][:3] == [5, 6, 5]  # rows 0-5 (4 is bad), 6-11, 12-17 (17 is bad)
     assert sorted(loader.summary.rows) == sorted(BAD_DECODE + BAD_READ)
+    # a batch of bad rows only: no batch to give, an error says so (rows 17 and 18 are both bad)
+    loader = bad_ds[[17, 18, 19]].dataloader(ignore_errors=True).batch(2).pytorch(tensors=["images", "row"])
+    rebuilt = torch.utils.data.DataLoader(loader.dataset, batch_sampler=loader.batch_sampler,
+                                          collate_fn=loader.collate_fn)
+    with pytest.raises(dl.errors.DeepLakeLoaderError, match=r"no row of this batch.*rows \[17, 18\]"):
+        next(iter(rebuilt))
 
 
 # ---- resume --------------------------------------------------------------------------------------
@@ -306,3 +312,54 @@ def test_a_state_after_skips_needs_ignore_errors(bad_ds):
     it = iter(clean)
     next(it)
     assert "consumed" not in clean.state_dict()
+
+
+# ---- distributed ---------------------------------------------------------------------------------
+
+_RANK = r"""
+import json, sys
+import numpy as np
+import torch.distributed as dist
+import deeplake_loader as dl
+rank, world, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+dist.init_process_group("gloo", rank=rank, world_size=world)
+loader = dl.load(path, read_only=True).dataloader(ignore_errors=True).batch(4).pytorch(tensors=["images", "row"],
+                                                                                       distributed=True)
+batches = []
+for b in loader:
+    rows = b["row"].reshape(-1).tolist()
+    assert all((img[..., 0] == r).all() for img, r in zip(b["images"].numpy(), rows))
+    batches.append(rows)
+    dist.barrier()  # DDP's lockstep: a rank with fewer batches would leave the other waiting here
+out = {"len": len(loader), "batches": batches, "skipped": loader.summary.rows}
+dist.barrier()
+dist.destroy_process_group()
+print(json.dumps(out))
+"""
+
+
+def test_distributed_ranks_keep_equal_batch_counts_when_one_skips(tmp_path):
+    """Rank 1's half holds every bad row: it tops its epoch up with its own good rows taken again
+    (from the start of its order), so both ranks step len(loader) times and DDP never waits forever."""
+    from tests.common.distributed import run_ranks
+
+    path = tmp_path / "ds"
+    ds = dl.empty(str(path))
+    with ds:
+        ds.create_tensor("images", htype="image", sample_compression="png", max_chunk_size=2000)
+        ds.create_tensor("row", dtype="int64")
+        ds.extend({"images": [picture(i) for i in range(32)], "row": list(range(32))})
+    bad = (17, 20, 21, 22, 30)
+    damage.replace_samples(path, "images", {r: damage.not_an_image(300) for r in bad})
+    script = tmp_path / "rank.py"
+    script.write_text(_RANK)
+    r0, r1 = run_ranks(script, 2, path, timeout=300)
+    assert r0["len"] == r1["len"] == 4 and len(r0["batches"]) == len(r1["batches"]) == 4
+    assert sum(r0["batches"], []) == list(range(16)) and r0["skipped"] == []
+    good = [r for r in range(16, 32) if r not in bad]
+    assert r1["batches"][:3] == [good[0:4], good[4:8], good[8:11]]  # its 11 good rows, then one top-up batch
+    # top-up batch 3: from position 3 * 4 = 12 of the rank's order on, its next good rows (cyclically)
+    order = list(range(16, 32))
+    want = [r for r in order[12:] + order[:12] if r not in bad][:4]
+    assert r1["batches"][3] == want
+    assert sorted(set(r1["skipped"])) == list(bad)

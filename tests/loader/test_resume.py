@@ -109,6 +109,42 @@ def test_resume_in_a_new_process_equals_the_uninterrupted_run(tmp_path, resume_p
         assert flat == want, f"{name}/{case}: same rows, different pixels or transformed values"
 
 
+@pytest.fixture(scope="module")
+def damaged_path(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("resume_damaged") / "ds")
+    resume.build_damaged(path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["ignore_shuffle", "ignore_shuffle_workers", "ignore_plain"])
+def test_resume_after_skipped_samples_in_a_new_process_equals_the_uninterrupted_run(tmp_path, damaged_path, name):
+    """ignore_errors: the skipped rows shift every later batch; a state saved anywhere resumes
+    exactly (the rows, batch boundaries, crops and random transform values of the uninterrupted
+    run), with the skipped rows never delivered."""
+    ds = dl.load(damaged_path, read_only=True)
+    ref = resume.chain(ds, name)
+    e1, e2, e3 = resume.run(ref, 3)
+    ref.close()
+    bad = set(resume.BAD_IMAGES) | (set() if name == "ignore_plain" else set(resume.BAD_ROWS))
+    for epoch in (e1, e2, e3):
+        rows = [r for b in epoch for r in b[0]]
+        assert sorted(rows) == sorted(set(range(resume.ROWS)) - bad)
+        assert [len(b[0]) for b in epoch[:-1]] == [resume.BATCH] * (len(epoch) - 1)
+    n = len(e1)
+    cases = {"first": (0, 1, e1[1:] + e2), "mid": (0, n // 2, e1[n // 2:] + e2), "before_last": (0, n - 1, e1[n - 1:] + e2),
+             "last": (0, n, e2 + e3), "epoch2": (1, n // 3, e2[n // 3:] + e3)}
+    if "workers" in name:
+        cases = {k: cases[k] for k in ("first", "mid", "last")}
+    jobs = {case: {"chain": name, "state": state_after(ds, name, before, k), "epochs": 2}
+            for case, (before, k, _) in cases.items()}
+    assert any("consumed" in job["state"] for job in jobs.values())  # a place after skips was saved
+    got = run_child(tmp_path, damaged_path, jobs)
+    for case, (_, _, want) in cases.items():
+        flat = [b for epoch in got[case] for b in epoch]
+        assert [b[0] for b in flat] == [b[0] for b in want], f"{name}/{case}: rows or batch boundaries differ"
+        assert flat == want, f"{name}/{case}: same rows, different pixels or transformed values"
+
+
 def test_state_is_small_json_and_follows_the_torchdata_convention(resume_ds):
     loader = resume.chain(resume_ds, "plain_tensors")
     n = len(loader)
@@ -285,7 +321,7 @@ def batches_of(loader, epoch, segments, rank, world):
     pipe = loader._get_pipeline()
     pipe.planned = loader_state.schedule(pipe, epoch, segments, rank, world)
     pipe.epoch = epoch - 1
-    return [np.asarray(b["row"]).reshape(-1).tolist() for b in pipe]
+    return [[int(s["row"][0]) for s in b] for b in pipe]  # .numpy(): a list of samples per batch
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
