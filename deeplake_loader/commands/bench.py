@@ -56,8 +56,9 @@ def _peak_mib():
 
 
 def _as_lists(samples):
-    """collate_fn for images whose shapes differ: each tensor's samples as a list."""
-    return {k: [s[k] for s in samples] for k in samples[0]}
+    """collate_fn for images whose shapes differ: each tensor's samples as a list (a sample
+    iterates its values, as deeplake's: its names are its keys())."""
+    return {k: [s[k] for s in samples] for k in samples[0].keys()}
 
 
 class StoredImages:

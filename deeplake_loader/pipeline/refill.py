@@ -50,7 +50,7 @@ log = logging.getLogger("deeplake_loader")
 # errors that belong to one sample (or to the rows of one chunk): what ignore_errors skips
 READ_ERRORS = (DecodeError, CorruptDatasetError, LinkedFileError, RemoteReadError)
 DECODE_ERRORS = READ_ERRORS + (TransformError,)  # TransformError: a fused crop of an empty image
-MAX_RECORDS = 100_000  # skips kept in a Summary (every skip is counted)
+MAX_RECORDS = 10_000  # skips kept in a Summary, each with its reason and traceback (every skip is counted)
 
 
 class SkippedSample:
@@ -189,7 +189,8 @@ def read(fn, rows, error=None):
             return values
         for k in hit:
             values[k] = Bad(error)
-        todo = [k for k in todo if k not in set(hit)]
+        gone = set(hit)
+        todo = [k for k in todo if k not in gone]
         error = None
     return values
 

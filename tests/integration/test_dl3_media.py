@@ -298,9 +298,9 @@ def test_loaders_give_what_the_tensors_give(sides, tmp_path):
 
     batches = list(ds.dataloader().batch(1).numpy(num_threads=2))  # no shuffle: rows in order
     assert len(batches) == 3
-    for row, b in enumerate(batches):
+    for row, b in enumerate(batches):  # .numpy(): a list of samples
         for name in want:
-            check(name, row, b[name][0])
+            check(name, row, b[0][name])
     rows = []
     for b in ds.dataloader().batch(1).shuffle().transform(_row_transform).pytorch(num_workers=2, num_threads=2):
         row = int(b["index"][0])

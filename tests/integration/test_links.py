@@ -91,7 +91,7 @@ def test_dataloader_over_links(local_links, workers):
         row = int(batch["index"][0, 0])
         assert batch["img"][0] == open(paths[row], "rb").read()
     for batch in ds.dataloader().numpy(tensors=["img"], decode_method={"img": "pil"}):
-        assert isinstance(batch["img"][0], Image.Image)
+        assert isinstance(batch[0]["img"], Image.Image)  # .numpy(): a list of samples
 
 
 def test_a_missing_linked_file_is_named(local_links):

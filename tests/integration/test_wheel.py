@@ -116,9 +116,9 @@ EPOCH = textwrap.dedent("""
 
     ds = deeplake.load(sys.argv[1], read_only=True)
     rows = []
-    for batch in ds.dataloader().batch(5).shuffle().numpy(num_threads=2):
-        assert batch["images"].shape[1:] == (16, 24, 3), batch["images"].shape
-        for image, label in zip(batch["images"], batch["labels"]):
+    for batch in ds.dataloader().batch(5).shuffle().numpy(num_threads=2):  # a list of samples, as deeplake's
+        assert all(s["images"].shape == (16, 24, 3) for s in batch), [s["images"].shape for s in batch]
+        for image, label in ((s["images"], s["labels"]) for s in batch):
             row = int(label.reshape(-1)[0])
             assert np.abs(image.astype(int) - (10 + 6 * row)).max() <= 2, row
             rows.append(row)
@@ -126,8 +126,7 @@ EPOCH = textwrap.dedent("""
         loader = ds.dataloader().transform(lambda s: {"row": s["labels"], "img": s["images"][:2]}).batch(4)
         loader = loader.numpy(num_workers=2)
         loader.multiprocessing_context = context
-        got = sorted(int(np.asarray(s["row"]).reshape(-1)[0]) for b in loader
-                     for s in (b if isinstance(b, list) else [dict(row=r) for r in np.asarray(b["row"]).reshape(-1)]))
+        got = sorted(int(s["row"].reshape(-1)[0]) for b in loader for s in b)  # lists of samples
         assert got == list(range(n)), (context, got)
         loader.close()
     maps = [line.split()[-1] for line in open("/proc/self/maps") if ".so" in line]

@@ -54,6 +54,15 @@ def bad_ds(tmp_path_factory):
     return out
 
 
+def images_and_rows(path, n):
+    """A dataset at ``path`` of ``n`` pictures (several chunks) and their row ids."""
+    ds = dl.empty(str(path))
+    with ds:
+        ds.create_tensor("images", htype="image", sample_compression="png", max_chunk_size=2000)
+        ds.create_tensor("row", dtype="int64")
+        ds.extend({"images": [picture(i) for i in range(n)], "row": list(range(n))})
+
+
 def fail_on_some(sample):
     row = int(sample["row"][0])
     if row in BAD_TRANSFORM:
@@ -169,11 +178,7 @@ def test_numpy_and_decode_methods(bad_ds):
 
 def test_a_chunk_that_cannot_be_read_loses_its_rows(tmp_path):
     path = tmp_path / "ds"
-    ds = dl.empty(str(path))
-    with ds:
-        ds.create_tensor("images", htype="image", sample_compression="png", max_chunk_size=2000)
-        ds.create_tensor("row", dtype="int64")
-        ds.extend({"images": [picture(i) for i in range(30)], "row": list(range(30))})
+    images_and_rows(path, 30)
     reader = dl.load(str(path), read_only=True)._reader("images")
     name, positions, _ = next(p for p in reader.chunk_plan(np.arange(30)) if 10 in np.arange(30)[p[1]])
     lost = np.arange(30)[positions].tolist()
@@ -344,11 +349,7 @@ def test_distributed_ranks_keep_equal_batch_counts_when_one_skips(tmp_path):
     from tests.common.distributed import run_ranks
 
     path = tmp_path / "ds"
-    ds = dl.empty(str(path))
-    with ds:
-        ds.create_tensor("images", htype="image", sample_compression="png", max_chunk_size=2000)
-        ds.create_tensor("row", dtype="int64")
-        ds.extend({"images": [picture(i) for i in range(32)], "row": list(range(32))})
+    images_and_rows(path, 32)
     bad = (17, 20, 21, 22, 30)
     damage.replace_samples(path, "images", {r: damage.not_an_image(300) for r in bad})
     script = tmp_path / "rank.py"

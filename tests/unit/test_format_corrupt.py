@@ -46,6 +46,15 @@ def _build(kind):
     return ds
 
 
+def _value(v, reader):
+    """A .numpy() sample's value (json / list values in their t[i].numpy() form) as the other read
+    paths give it."""
+    if reader.base_htype in ("json", "list", "tag") and isinstance(v, np.ndarray) and v.dtype == object:
+        items = v.tolist()
+        return items[0] if reader.base_htype == "json" and len(items) == 1 else items
+    return v
+
+
 def _read_all(ds):
     """What every read path gives for tensor t: {path: list of per-row values}, or {path: error}."""
     t = ds.t
@@ -56,7 +65,7 @@ def _read_all(ds):
         "bulk": lambda: list(t.numpy(aslist=True)),
         "column": lambda: list(r.column()),
         "stored": lambda: [bytes(b) for b in r.stored_bytes(np.arange(n))],
-        "loader": lambda: [v for b in ds.dataloader().batch(1).numpy(num_threads=2) for v in b["t"]],
+        "loader": lambda: [_value(s["t"], r) for b in ds.dataloader().batch(1).numpy(num_threads=2) for s in b],
     }
     if r.sample_compression is None or r.tiles:
         del paths["stored"]
