@@ -191,11 +191,7 @@ def deeplake_python():
         from tests.common import dl3
     except ImportError:
         return None, None
-    override = os.environ.get(dl3.ENV_PYTHON)
-    python = override or str(dl3.VENV_DIR / "bin" / "python")
-    if not os.path.exists(python) or not (override or (dl3.VENV_DIR / dl3.MARKER_NAME).exists()):
-        return None, None
-    return python, dl3._env()
+    return dl3.VENV.ready()
 
 
 DL3_TV_VENV = Path.home() / ".cache" / "deeplake_loader" / "venv-dl3-tv"
@@ -221,12 +217,12 @@ def torchvision_python():
         from tests.common import tvenv
     except ImportError:
         return None, None
-    venv = tvenv.venv_dir()
-    python = str(venv / "bin" / "python")
-    if not os.path.exists(python) or not (venv / tvenv.MARKER_NAME).exists():
+    python, env = tvenv.VENV.ready()
+    if python is None:
         return None, None
     here = str(Path(__file__).resolve().parent)
-    return python, dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(here).parent), here]))
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(here).parent), here])
+    return python, env
 
 
 def corpus_args(argv, doc: str, run_config, prepare, *, quick_n: int = 500, rounds: int | None = None,

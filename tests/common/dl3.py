@@ -25,25 +25,20 @@ through files. Public API:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from .sidevenv import CACHE_DIR, ScriptError, SideVenv, file_lock, in_ci
+
 DL3_VERSION = "3.9.52"
 ENV_PYTHON = "DEEPLAKE_LOADER_DL3_PYTHON"
-CACHE_DIR = Path(os.environ.get("DEEPLAKE_LOADER_CACHE", Path.home() / ".cache" / "deeplake_loader"))
 VENV_DIR = CACHE_DIR / f"venv-dl3-{DL3_VERSION}"
 MARKER_NAME = ".deeplake_loader_ready-torch-media-libdeeplake"  # changes when DL3_PACKAGES does (an old venv is topped up)
 # torch: deeplake's own ds.pytorch() needs it (compared with ours); 2.13.0 is the CPU wheel kept on disk.
@@ -65,16 +60,13 @@ class DL3Unavailable(RuntimeError):
     """The deeplake 3.9.52 venv is missing and could not be created (e.g. no network)."""
 
 
-class DL3ScriptError(RuntimeError):
+class DL3ScriptError(ScriptError):
     """A script run in the deeplake venv failed; the message carries its stderr."""
 
-    def __init__(self, message: str, returncode: int, stdout: str, stderr: str):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-        super().__init__(message)
 
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+VENV = SideVenv(label=f"deeplake {DL3_VERSION}", venv=VENV_DIR, marker=MARKER_NAME, packages=lambda: DL3_PACKAGES,
+                check=_CHECK, override_var=ENV_PYTHON, result_var="DL3_RESULT", unavailable=DL3Unavailable,
+                script_error=DL3ScriptError, extra_env={"BUGGER_OFF": "true"})  # deeplake's telemetry off
 
 
 def skip_or_fail(reason: str):
@@ -84,96 +76,9 @@ def skip_or_fail(reason: str):
     pytest.skip(f"deeplake {DL3_VERSION} side venv unavailable: {reason}")
 
 
-def _env() -> dict:
-    env = dict(os.environ)
-    env["BUGGER_OFF"] = "true"
-    # the main process' own venv / path settings must not leak into the side interpreter
-    for k in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"):
-        env.pop(k, None)
-    return env
-
-
-def _works(python: str) -> bool:
-    try:
-        r = subprocess.run([python, "-c", _CHECK], env=_env(), capture_output=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return r.returncode == 0
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _venv_python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
-def _create_venv(venv: Path) -> None:
-    """python3 -m venv + pip install; raises DL3Unavailable with pip's output on failure."""
-    steps = []
-    if not _venv_python(venv).exists():
-        steps.append([sys.executable, "-m", "venv", str(venv)])
-    steps.append([str(_venv_python(venv)), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                  *DL3_PACKAGES])
-    for cmd in steps:
-        try:
-            r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=900)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise DL3Unavailable(f"{' '.join(cmd)} failed: {e}") from e
-        if r.returncode != 0:
-            tail = (r.stderr or r.stdout)[-3000:]
-            raise DL3Unavailable(f"{' '.join(cmd)} exited with {r.returncode}:\n{tail}")
-
-
-_PYTHON_CACHE: dict = {}
-
-
 def dl3_python() -> str:
     """Path of the deeplake 3.9.52 interpreter (found, or created once under a file lock)."""
-    if "python" in _PYTHON_CACHE:
-        return _PYTHON_CACHE["python"]
-    override = os.environ.get(ENV_PYTHON)
-    if override:
-        if not _works(override):
-            raise DL3Unavailable(f"${ENV_PYTHON}={override} cannot import deeplake {DL3_VERSION} with numpy<2")
-        _PYTHON_CACHE["python"] = override
-        return override
-    venv = VENV_DIR
-    marker = venv / MARKER_NAME
-    python = str(_venv_python(venv))
-    with _file_lock(CACHE_DIR / f"venv-dl3-{DL3_VERSION}.lock"):
-        if not (marker.exists() and _venv_python(venv).exists()):
-            if not _works(python):
-                try:
-                    _create_venv(venv)
-                except DL3Unavailable:
-                    if not venv.exists():
-                        raise
-                    shutil.rmtree(venv, ignore_errors=True)  # a broken venv: start again, once
-                    _create_venv(venv)
-                if not _works(python):
-                    raise DL3Unavailable(f"{python} still cannot import deeplake {DL3_VERSION} after pip install")
-            marker.write_text(f"deeplake=={DL3_VERSION} verified {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
-    _PYTHON_CACHE["python"] = python
-    return python
-
-
-_PRELUDE = """\
-import json as _dl3_json, os as _dl3_os, sys as _dl3_sys, warnings as _dl3_warnings
-_dl3_warnings.filterwarnings("ignore")
-def emit(obj):
-    with open(_dl3_os.environ["DL3_RESULT"], "w") as _f:
-        _dl3_json.dump(obj, _f)
-ARGS = _dl3_sys.argv[1:]
-"""
+    return VENV.python()
 
 
 def run_dl3(script, *args, timeout: float = 300, cwd=None):
@@ -181,31 +86,7 @@ def run_dl3(script, *args, timeout: float = 300, cwd=None):
 
     Raises DL3Unavailable if the venv cannot be had, DL3ScriptError (with stderr) if the script fails.
     """
-    python = dl3_python()
-    with tempfile.TemporaryDirectory(prefix="dl3_run_") as tmp:
-        result = Path(tmp) / "result.json"
-        if isinstance(script, Path) or (isinstance(script, str) and "\n" not in script and script.endswith(".py")):
-            path = Path(script)
-        else:
-            path = Path(tmp) / "script.py"
-            path.write_text(_PRELUDE + textwrap.dedent(script))
-        env = _env()
-        env["DL3_RESULT"] = str(result)
-        cmd = [python, str(path), *map(str, args)]
-        try:
-            r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd or tmp)
-        except subprocess.TimeoutExpired as e:
-            raise DL3ScriptError(f"deeplake script timed out after {timeout}s: {path}", -1,
-                                 str(e.stdout or ""), str(e.stderr or "")) from None
-        if r.returncode != 0:
-            raise DL3ScriptError(
-                f"deeplake {DL3_VERSION} script failed (exit {r.returncode}): {path.name} {list(args)}\n"
-                f"--- stderr ---\n{r.stderr[-6000:]}",
-                r.returncode, r.stdout, r.stderr,
-            )
-        if result.exists() and result.stat().st_size:
-            return json.loads(result.read_text())
-        return None
+    return VENV.run(script, *args, timeout=timeout, cwd=cwd)
 
 
 def vectors_hash() -> str:
@@ -224,7 +105,7 @@ def vectors_dir(timeout: float = 600) -> Path:
     if done.exists():
         return target
     dl3_python()  # venv first (own lock), so that a missing venv is reported as such
-    with _file_lock(CACHE_DIR / "vectors.lock"):
+    with file_lock(CACHE_DIR / "vectors.lock"):
         if done.exists():
             return target
         if target.exists():
@@ -245,28 +126,6 @@ def vectors_dir(timeout: float = 600) -> Path:
             raise
         for old in CACHE_DIR.glob("vectors-*"):  # vectors of older versions of the script
             if old.is_dir() and old != target:
-                shutil.rmtree(old, ignore_errors=True)
-    return target
-    dl3_python()  # venv first (own lock), so that a missing venv is reported as such
-    with _file_lock(CACHE_DIR / "vectors.lock"):
-        if done.exists():
-            return target
-        tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp", dir=CACHE_DIR))
-        try:
-            t0 = time.perf_counter()
-            run_dl3(VECTORS_SCRIPT, tmp, timeout=timeout)
-            elapsed = time.perf_counter() - t0
-            manifest = json.loads((tmp / "manifest.json").read_text())
-            manifest["generation_seconds"] = round(elapsed, 2)
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        for old in CACHE_DIR.glob("vectors-*"):  # vectors of older versions of the script
-            if old.is_dir() and old != target and ".tmp" not in old.name:
                 shutil.rmtree(old, ignore_errors=True)
     return target
 

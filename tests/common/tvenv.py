@@ -11,7 +11,7 @@ the fused path's Pillow-compatible resample is compared with that Pillow) plus t
 runtime dependencies; the venv's name carries those versions, so a main venv that moves to another
 numpy or Pillow gets a side venv of its own.
 
-Public API (like ``tests/common/dl3.py``, whose file lock and CI rule it shares):
+Public API (like ``tests/common/dl3.py``; both are ``sidevenv.SideVenv``s):
 
 * ``tv_python() -> str``: the side interpreter (``DEEPLAKE_LOADER_TV_PYTHON`` overrides), found or
   built once under an ``fcntl`` lock in ``~/.cache/deeplake_loader/venv-tv-<versions>``, with a
@@ -23,24 +23,17 @@ Public API (like ``tests/common/dl3.py``, whose file lock and CI rule it shares)
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import textwrap
-import time
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from .dl3 import CACHE_DIR, _file_lock, in_ci
+from .sidevenv import CACHE_DIR, REPO_ROOT, ScriptError, SideVenv, in_ci  # noqa: F401 (REPO_ROOT: for tests)
 
 TORCH_VERSION = "2.14.1"
 TORCHVISION_VERSION = "0.29.1"
 ENV_PYTHON = "DEEPLAKE_LOADER_TV_PYTHON"
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 MARKER_NAME = ".deeplake_loader_ready"
 # what `import deeplake_loader` and its loaders need besides numpy and Pillow (pinned below)
 RUNTIME_PACKAGES = ["lz4>=4", "tqdm>=4.60", "cloudpickle>=2.2", "psutil>=5"]
@@ -67,29 +60,8 @@ class TVUnavailable(RuntimeError):
     """The torchvision side venv is missing and could not be built."""
 
 
-class TVScriptError(RuntimeError):
+class TVScriptError(ScriptError):
     """A script run in the torchvision venv failed; the message carries its stderr."""
-
-    def __init__(self, message: str, returncode: int, stdout: str, stderr: str):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-        super().__init__(message)
-
-
-def skip_or_fail(reason: str):
-    """Tests that need real torchvision fail in CI with the reason, and skip with it elsewhere."""
-    if in_ci():
-        pytest.fail(f"torchvision {TORCHVISION_VERSION} side venv unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(f"torchvision {TORCHVISION_VERSION} side venv unavailable: {reason}")
-
-
-def _env(with_repo: bool = True) -> dict:
-    env = dict(os.environ)
-    for k in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"):
-        env.pop(k, None)
-    if with_repo:
-        env["PYTHONPATH"] = str(REPO_ROOT)
-    env.setdefault("OMP_NUM_THREADS", "2")
-    return env
 
 
 def _check_code() -> str:
@@ -101,106 +73,26 @@ def _check_code() -> str:
             f"and numpy.__version__ == '{pins['numpy']}' and PIL.__version__ == '{pins['Pillow']}' else 3)")
 
 
-def _works(python: str) -> tuple:
-    try:
-        r = subprocess.run([python, "-c", _check_code()], env=_env(), capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return False, str(e)
-    return r.returncode == 0, (r.stderr or r.stdout)[-2000:]
+VENV = SideVenv(label=f"torchvision {TORCHVISION_VERSION}", venv=venv_dir(), marker=MARKER_NAME, packages=packages,
+                check=_check_code(), override_var=ENV_PYTHON, result_var="TV_RESULT", unavailable=TVUnavailable,
+                script_error=TVScriptError, with_repo=True, extra_env={"OMP_NUM_THREADS": "2"},
+                install_timeout=1800, check_timeout=300)
 
 
-def _venv_python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
-def _create_venv(venv: Path) -> None:
-    steps = []
-    if not _venv_python(venv).exists():
-        steps.append([sys.executable, "-m", "venv", str(venv)])
-    steps.append([str(_venv_python(venv)), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                  *packages()])
-    for cmd in steps:
-        try:
-            r = subprocess.run(cmd, env=_env(with_repo=False), capture_output=True, text=True, timeout=1800)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise TVUnavailable(f"{' '.join(cmd)} failed: {e}") from e
-        if r.returncode != 0:
-            raise TVUnavailable(f"{' '.join(cmd)} exited with {r.returncode}:\n{(r.stderr or r.stdout)[-3000:]}")
-
-
-_PYTHON_CACHE: dict = {}
+def skip_or_fail(reason: str):
+    """Tests that need real torchvision fail in CI with the reason, and skip with it elsewhere."""
+    if in_ci():
+        pytest.fail(f"torchvision {TORCHVISION_VERSION} side venv unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(f"torchvision {TORCHVISION_VERSION} side venv unavailable: {reason}")
 
 
 def tv_python() -> str:
     """Path of the torchvision side interpreter (found, or built once under a file lock)."""
-    if "python" in _PYTHON_CACHE:
-        return _PYTHON_CACHE["python"]
-    override = os.environ.get(ENV_PYTHON)
-    if override:
-        ok, why = _works(override)
-        if not ok:
-            raise TVUnavailable(f"${ENV_PYTHON}={override} cannot import torch {TORCH_VERSION}, torchvision "
-                                f"{TORCHVISION_VERSION} and deeplake_loader: {why}")
-        _PYTHON_CACHE["python"] = override
-        return override
-    venv = venv_dir()
-    marker = venv / MARKER_NAME
-    python = str(_venv_python(venv))
-    with _file_lock(CACHE_DIR / f"{venv.name}.lock"):
-        if not (marker.exists() and _venv_python(venv).exists()):
-            ok, why = _works(python)
-            if not ok:
-                try:
-                    _create_venv(venv)
-                except TVUnavailable:
-                    if not venv.exists():
-                        raise
-                    shutil.rmtree(venv, ignore_errors=True)  # a broken venv: start again, once
-                    _create_venv(venv)
-                ok, why = _works(python)
-                if not ok:
-                    raise TVUnavailable(f"{python} still cannot import torchvision and deeplake_loader after "
-                                        f"pip install: {why}")
-            marker.write_text(f"{' '.join(packages())} verified {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
-    _PYTHON_CACHE["python"] = python
-    return python
-
-
-_PRELUDE = """\
-import json as _tv_json, os as _tv_os, sys as _tv_sys, warnings as _tv_warnings
-_tv_warnings.filterwarnings("ignore")
-def emit(obj):
-    with open(_tv_os.environ["TV_RESULT"], "w") as _f:
-        _tv_json.dump(obj, _f)
-ARGS = _tv_sys.argv[1:]
-"""
+    return VENV.python()
 
 
 def run_tv(script, *args, timeout: float = 600, cwd=None):
     """Run ``script`` (source text or a path) with real torchvision; return what it emitted (JSON).
 
     Raises TVUnavailable if the venv cannot be had, TVScriptError (with stderr) if the script fails."""
-    import json
-
-    python = tv_python()
-    with tempfile.TemporaryDirectory(prefix="tv_run_") as tmp:
-        result = Path(tmp) / "result.json"
-        if isinstance(script, Path):
-            path = script
-        else:
-            path = Path(tmp) / "script.py"
-            path.write_text(_PRELUDE + textwrap.dedent(script))
-        env = _env()
-        env["TV_RESULT"] = str(result)
-        cmd = [python, str(path), *map(str, args)]
-        try:
-            r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd or tmp)
-        except subprocess.TimeoutExpired as e:
-            raise TVScriptError(f"torchvision script timed out after {timeout}s: {path}", -1,
-                                str(e.stdout or ""), str(e.stderr or "")) from None
-        if r.returncode != 0:
-            raise TVScriptError(f"torchvision script failed (exit {r.returncode}): {path.name} {list(args)}\n"
-                                f"--- stderr ---\n{r.stderr[-6000:]}", r.returncode, r.stdout, r.stderr)
-        if result.exists() and result.stat().st_size:
-            return json.loads(result.read_text())
-        return None
+    return VENV.run(script, *args, timeout=timeout, cwd=cwd)
