@@ -130,30 +130,29 @@ class _Resize:
 
 
 @dataclass(frozen=True)
-class _CenterCrop:
+class _FixedCrop:
+    """A crop to a fixed (h, w): its output size is known before any image is seen."""
     size: tuple
-
-    def apply(self, st, rng):
-        th, tw = self.size
-        _fits(st, th, tw, "CenterCrop")
-        # int(round((h - th) / 2.0)): Python's round, half to even, like numpy's
-        st.crop(np.round((st.h - th) / 2.0), np.round((st.w - tw) / 2.0), th, tw)
 
     def bounds(self, lo, hi):
         return self.size, self.size, True
 
 
 @dataclass(frozen=True)
-class _RandomCrop:
-    size: tuple
+class _CenterCrop(_FixedCrop):
+    def apply(self, st, rng):
+        th, tw = self.size
+        _fits(st, th, tw, "CenterCrop")
+        # int(round((h - th) / 2.0)): Python's round, half to even, like numpy's
+        st.crop(np.round((st.h - th) / 2.0), np.round((st.w - tw) / 2.0), th, tw)
 
+
+@dataclass(frozen=True)
+class _RandomCrop(_FixedCrop):
     def apply(self, st, rng):
         th, tw = self.size
         _fits(st, th, tw, "RandomCrop")
         st.crop(rng.integers(0, st.h - th + 1), rng.integers(0, st.w - tw + 1), th, tw)
-
-    def bounds(self, lo, hi):
-        return self.size, self.size, True
 
 
 @dataclass(frozen=True)
@@ -259,7 +258,7 @@ class Plan:
                         raise NotFusable(f"Normalize has {len(v)} {name} values for {channels}-channel images")
         low, high, fixed = tuple(lo[:2]), tuple(hi[:2]), lo[:2] == hi[:2]
         for step in self.geometry:
-            if isinstance(step, (_CenterCrop, _RandomCrop)) and (low[0] < step.size[0] or low[1] < step.size[1]):
+            if isinstance(step, _FixedCrop) and (low[0] < step.size[0] or low[1] < step.size[1]):
                 raise NotFusable(f"{type(step).__name__[1:]}{step.size} may not fit the smallest images "
                                  f"({low[0]}x{low[1]}): torchvision pads or raises there")
             low, high, now_fixed = step.bounds(low, high)

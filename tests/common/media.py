@@ -30,14 +30,18 @@ def make_video(path, fmt="mp4", codec="h264", frames=24, w=64, h=48, fps=12, bfr
     stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
     if bframes is not None:
         stream.codec_context.max_b_frames = bframes
-    for i in range(frames):
-        frame = av.VideoFrame.from_ndarray(frame_pattern(i, h, w), format="rgb24")
+    _write(container, stream, (av.VideoFrame.from_ndarray(frame_pattern(i, h, w), format="rgb24") for i in range(frames)))
+    return str(path)
+
+
+def _write(container, stream, frames):
+    """Encode ``frames`` into ``stream``, flush the encoder and close the file."""
+    for frame in frames:
         for packet in stream.encode(frame):
             container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)
     container.close()
-    return str(path)
 
 
 def make_audio(path, fmt="wav", codec="pcm_s16le", rate=8000, seconds=1.0, layout="mono"):
@@ -52,19 +56,19 @@ def make_audio(path, fmt="wav", codec="pcm_s16le", rate=8000, seconds=1.0, layou
     signal = np.stack([np.sin(2 * np.pi * 220 * (k + 1) * t) * 0.4 for k in range(channels)])
     planar = codec not in ("pcm_s16le", "flac")
     step = stream.codec_context.frame_size or 1024
-    for i in range(0, n, step):
-        part = signal[:, i:i + step]
-        if planar:
-            frame = av.AudioFrame.from_ndarray(part.astype(np.float32).copy(), format="fltp", layout=layout)
-        else:
-            packed = (part.T * 32767).astype(np.int16).reshape(1, -1).copy()
-            frame = av.AudioFrame.from_ndarray(packed, format="s16", layout=layout)
-        frame.sample_rate, frame.pts = rate, i
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
+
+    def frames():
+        for i in range(0, n, step):
+            part = signal[:, i:i + step]
+            if planar:
+                frame = av.AudioFrame.from_ndarray(part.astype(np.float32).copy(), format="fltp", layout=layout)
+            else:
+                packed = (part.T * 32767).astype(np.int16).reshape(1, -1).copy()
+                frame = av.AudioFrame.from_ndarray(packed, format="s16", layout=layout)
+            frame.sample_rate, frame.pts = rate, i
+            yield frame
+
+    _write(container, stream, frames())
     return str(path)
 
 
