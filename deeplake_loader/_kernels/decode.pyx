@@ -382,6 +382,28 @@ cdef _run(_Job* job, _Contexts ctxs, int nt):
             f.result()
 
 
+cdef _execute(_Job* job, int nt):
+    """Run a filled ``job`` (its per-sample status and message buffers and its decoder contexts
+    made here) and return the per-sample warnings (``_statuses``)."""
+    cdef int n = job.n
+    cdef int* status = <int*>malloc(n * sizeof(int))
+    cdef char* msgs = <char*>calloc(n, DL_MSG_LEN)
+    cdef _Contexts ctxs = None
+    try:
+        if status == NULL or msgs == NULL:
+            raise MemoryError()
+        ctxs = _take(nt)
+        job.status = status
+        job.msgs = msgs
+        _run(job, ctxs, nt)
+        return _statuses(n, status, msgs)
+    finally:
+        if ctxs is not None:
+            _give(ctxs)
+        free(status)
+        free(msgs)
+
+
 # ---- public API ----------------------------------------------------------------------------
 
 class ImageInfo(tuple):
@@ -487,9 +509,6 @@ def decode_batch(buffers, out, *, num_threads=1, bint strict=True):
     cdef cnp.ndarray a
     cdef uint8_t** optr
     cdef int* dims
-    cdef int* status
-    cdef char* msgs
-    cdef _Contexts ctxs
     cdef int st_strict = 1 if strict else 0
     cdef uint8_t* base
     cdef size_t stride
@@ -498,11 +517,8 @@ def decode_batch(buffers, out, *, num_threads=1, bint strict=True):
         return []
     optr = <uint8_t**>malloc(n * sizeof(uint8_t*))
     dims = <int*>malloc(n * 4 * sizeof(int))
-    status = <int*>malloc(n * sizeof(int))
-    msgs = <char*>calloc(n, DL_MSG_LEN)
-    ctxs = None
     try:
-        if optr == NULL or dims == NULL or status == NULL or msgs == NULL:
+        if optr == NULL or dims == NULL:
             raise MemoryError()
         if isinstance(out, np.ndarray):
             a = out
@@ -530,7 +546,6 @@ def decode_batch(buffers, out, *, num_threads=1, bint strict=True):
                 dims[4 * i + 1] = a.shape[1]
                 dims[4 * i + 2] = a.shape[2]
                 dims[4 * i + 3] = a.itemsize
-        ctxs = _take(nt)
         memset(&job, 0, sizeof(job))
         job.crop = 0
         job.n = n
@@ -539,17 +554,10 @@ def decode_batch(buffers, out, *, num_threads=1, bint strict=True):
         job.optr = optr
         job.dims = dims
         job.strict = st_strict
-        job.status = status
-        job.msgs = msgs
-        _run(&job, ctxs, nt)
-        return _statuses(n, status, msgs)
+        return _execute(&job, nt)
     finally:
-        if ctxs is not None:
-            _give(ctxs)
         free(optr)
         free(dims)
-        free(status)
-        free(msgs)
 
 
 def decode(buffers, *, num_threads=1, bint strict=True, channels=None):
@@ -577,9 +585,6 @@ def decode_crop_batch(buffers, boxes, flips, out, *, num_threads=1, bint strict=
     cdef cnp.ndarray a
     cdef int64_t[:, ::1] bx
     cdef uint8_t[::1] fl
-    cdef int* status
-    cdef char* msgs
-    cdef _Contexts ctxs = None
     cdef int st_strict = 1 if strict else 0
     cdef uint8_t* base
     cdef size_t stride
@@ -608,32 +613,18 @@ def decode_crop_batch(buffers, boxes, flips, out, *, num_threads=1, bint strict=
         raise ValueError(f"out has an empty target size {(<object>a).shape}")
     base = <uint8_t*>cnp.PyArray_DATA(a)
     stride = <size_t>a.strides[0]
-    status = <int*>malloc(n * sizeof(int))
-    msgs = <char*>calloc(n, DL_MSG_LEN)
-    try:
-        if status == NULL or msgs == NULL:
-            raise MemoryError()
-        ctxs = _take(nt)
-        memset(&job, 0, sizeof(job))
-        job.crop = 1
-        job.n = n
-        job.ptr = inp.ptr
-        job.size = inp.size
-        job.boxes = &bx[0, 0]
-        job.flips = &fl[0]
-        job.base = base
-        job.stride = stride
-        job.th, job.tw, job.c = th, tw, c
-        job.strict = st_strict
-        job.status = status
-        job.msgs = msgs
-        _run(&job, ctxs, nt)
-        return _statuses(n, status, msgs)
-    finally:
-        if ctxs is not None:
-            _give(ctxs)
-        free(status)
-        free(msgs)
+    memset(&job, 0, sizeof(job))
+    job.crop = 1
+    job.n = n
+    job.ptr = inp.ptr
+    job.size = inp.size
+    job.boxes = &bx[0, 0]
+    job.flips = &fl[0]
+    job.base = base
+    job.stride = stride
+    job.th, job.tw, job.c = th, tw, c
+    job.strict = st_strict
+    return _execute(&job, nt)
 
 
 PASS_ORDERS = {"hfirst": DL_ORDER_HFIRST, "pillow13": DL_ORDER_PILLOW13}
@@ -655,9 +646,6 @@ def decode_view_batch(buffers, boxes, limits, flips, out, lut=None, *, num_threa
     cdef int64_t[:, ::1] lm
     cdef uint8_t[:, ::1] fl
     cdef float[:, ::1] lt
-    cdef int* status
-    cdef char* msgs
-    cdef _Contexts ctxs = None
     cdef _Job job
     if order not in PASS_ORDERS:
         raise ValueError(f"order must be one of {sorted(PASS_ORDERS)}, got {order!r}")
@@ -695,36 +683,22 @@ def decode_view_batch(buffers, boxes, limits, flips, out, lut=None, *, num_threa
     bx = boxes_arr
     lm = lims_arr
     fl = flips_arr
-    status = <int*>malloc(n * sizeof(int))
-    msgs = <char*>calloc(n, DL_MSG_LEN)
-    try:
-        if status == NULL or msgs == NULL:
-            raise MemoryError()
-        ctxs = _take(nt)
-        memset(&job, 0, sizeof(job))
-        job.crop = 2
-        job.n = n
-        job.ptr = inp.ptr
-        job.size = inp.size
-        job.fboxes = &bx[0, 0]
-        job.lims = &lm[0, 0]
-        job.flips = &fl[0, 0]
-        job.lut = &lt[0, 0] if lut is not None else NULL
-        job.base = <uint8_t*>cnp.PyArray_DATA(a)
-        job.stride = <size_t>a.strides[0]
-        job.th, job.tw, job.c = th, tw, c
-        job.strict = 1 if strict else 0
-        job.dct = max(dct, 0)
-        job.order = PASS_ORDERS[order]
-        job.status = status
-        job.msgs = msgs
-        _run(&job, ctxs, nt)
-        return _statuses(n, status, msgs)
-    finally:
-        if ctxs is not None:
-            _give(ctxs)
-        free(status)
-        free(msgs)
+    memset(&job, 0, sizeof(job))
+    job.crop = 2
+    job.n = n
+    job.ptr = inp.ptr
+    job.size = inp.size
+    job.fboxes = &bx[0, 0]
+    job.lims = &lm[0, 0]
+    job.flips = &fl[0, 0]
+    job.lut = &lt[0, 0] if lut is not None else NULL
+    job.base = <uint8_t*>cnp.PyArray_DATA(a)
+    job.stride = <size_t>a.strides[0]
+    job.th, job.tw, job.c = th, tw, c
+    job.strict = 1 if strict else 0
+    job.dct = max(dct, 0)
+    job.order = PASS_ORDERS[order]
+    return _execute(&job, nt)
 
 
 # ---- test shims (convention 7) -------------------------------------------------------------
