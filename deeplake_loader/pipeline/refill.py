@@ -408,7 +408,9 @@ def whole(pipe, unit, rows):
     pending = _Pending()
     pending.add(unit, np.arange(len(unit.rows)))
     if not pending.n:
-        raise DeepLakeLoaderError(f"ignore_errors: no row of this batch can be read, decoded or transformed (rows "
+        err = DeepLakeLoaderError(f"ignore_errors: no row of this batch can be read, decoded or transformed (rows "
                                   f"{[int(r) for r in rows][:8]}; loader.summary says why), and a torch DataLoader "
                                   "rebuilt from the loader's parts cannot refill it from other rows")
+        err.rows = [int(r) for r in rows]
+        raise err
     return pending.take(pending.n, pipe.assemble)[0]

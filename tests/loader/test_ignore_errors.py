@@ -266,8 +266,9 @@ def test_a_torch_dataloader_rebuilt_from_the_parts_drops_bad_samples_from_their_
     loader = bad_ds[[17, 18, 19]].dataloader(ignore_errors=True).batch(2).pytorch(tensors=["images", "row"])
     rebuilt = torch.utils.data.DataLoader(loader.dataset, batch_sampler=loader.batch_sampler,
                                           collate_fn=loader.collate_fn)
-    with pytest.raises(dl.errors.DeepLakeLoaderError, match=r"no row of this batch.*rows \[17, 18\]"):
+    with pytest.raises(dl.errors.DeepLakeLoaderError, match=r"no row of this batch.*rows \[17, 18\]") as caught:
         next(iter(rebuilt))
+    assert caught.value.rows == [17, 18]  # every row, for code that handles it (the text shows 8 at most)
 
 
 # ---- resume --------------------------------------------------------------------------------------

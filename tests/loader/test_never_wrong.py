@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import deeplake_loader as dl
-from deeplake_loader.errors import TransformError
+from deeplake_loader.errors import DeepLakeLoaderError, TransformError
 from deeplake_loader.transforms import RandomResizedCrop
 from tests.common import damage
 
@@ -272,7 +272,7 @@ def test_every_batch_is_its_rows_and_the_uninterrupted_runs_batch(ds, seeded, se
         if transform == "python_crop_tiled":
             transform = TRANSFORMS[int(extra.integers(0, 4))]
         plan["drop_last"] = bool(extra.random() < 0.35)
-        if how.startswith("rebuilt") and plan["batch"] < 3:  # a batch of bad rows only cannot be given there
+        if how.startswith("rebuilt") and plan["batch"] < 3:  # fewer batches of bad rows only (an error there)
             plan["batch"] = 3
     root = 900 + seed
     seeded(root)
@@ -280,7 +280,12 @@ def test_every_batch_is_its_rows_and_the_uninterrupted_runs_batch(ds, seeded, se
     if ignore and how.startswith("rebuilt"):  # no refill there: the reference is a rebuilt loader too
         ref_how = "rebuilt"
     ref_reader = make(ds, plan, transform, ref_how, ignore)
-    reference = [[record(b, transform) for b in ref_reader] for _ in range(len(steps) + 1)]
+    try:
+        reference = [[record(b, transform) for b in ref_reader] for _ in range(len(steps) + 1)]
+    except DeepLakeLoaderError as e:  # a rebuilt DataLoader's batch of bad rows only (a last, short one, or
+        ref_reader.close()            # a sample's repeats): an error naming exactly those rows (README's Limits)
+        assert ignore and ref_how == "rebuilt" and e.rows and set(e.rows) <= set(SCARRED), e
+        return
     summary = ref_reader.loader.summary
     ref_reader.close()
     for epoch in reference:
