@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from ._kernels.sampling import check_weights
-from .errors import TensorDoesNotExistError
+from .errors import TensorDoesNotExistError, VideoDataMethodError
 from .pipeline.config import LoaderConfig
 
 DECODE_METHODS = ("numpy", "tobytes", "pil", "data")
@@ -61,7 +61,7 @@ def check_decode_methods(dataset, selected, decode_method) -> dict:
             raise ValueError(f"decode_method {method} not supported for tensor {name}. Supported methods for this "
                              f"tensor are {listed}")
         if method == "data" and reader.base_htype == "video":
-            raise NotImplementedError("data decode method for video tensors isn't supported yet.")
+            raise VideoDataMethodError(name)
     return dict(decode_method)
 
 

@@ -227,6 +227,19 @@ class WorkerError(DeepLakeLoaderError, RuntimeError):
     """A dataloader worker died, or a transform could not be sent to it."""
 
 
+class VideoDataMethodError(DeepLakeLoaderError, NotImplementedError):
+    """``decode_method={"<video tensor>": "data"}`` is refused, as deeplake 3.9.52 refuses it (its
+    class and text first, so code that matches them keeps working), naming the tensor and what
+    works instead: ``numpy`` for the frames, ``tobytes`` for the file; ``ds.<tensor>[i].data()``
+    still gives frames and timestamps."""
+
+    def __init__(self, tensor: str):
+        self.tensor = tensor
+        super().__init__(f"data decode method for video tensors isn't supported yet. (tensor '{tensor}': use "
+                         f"decode_method 'numpy' for its frames or 'tobytes' for the file; ds.{tensor}[i].data() "
+                         "gives frames and timestamps)")
+
+
 class TransformError(DeepLakeLoaderError, RuntimeError):
     """A user transform or collate_fn raised; names the tensor and row and carries the original
     traceback text."""

@@ -61,8 +61,6 @@ class Column:
                        and not r.is_link)  # link tensors: files of any type, fetched and decoded by the reader
         # video, audio, dicom, nifti, las, ply files: decoded by format/media on the decoder's threads
         self.media = r.media_family is not None and r.seq is None and not r.tiles
-        if method == "data" and r.base_htype == "video":
-            raise NotImplementedError("data decode method for video tensors isn't supported yet.")
         self.crop, self.transform = (fused_crop(transform) if (self.native and method == "numpy") else (None, transform))
         # torch terminals only: a fused batch is what torch.stack of torchvision's tensors is
         self.fused = (fusion.fused(self.transform, r) if (self.native and method == "numpy" and mode == "pytorch"

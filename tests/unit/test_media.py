@@ -232,6 +232,27 @@ def test_tensor_api_over_media(tmp_path, files):
     assert len(vals) == 2 and np.array_equal(vals[1], _frames(files["mpeg4.mp4"]))
 
 
+def test_data_decode_method_of_a_video_tensor_is_refused_at_the_call_naming_it(tmp_path, files):
+    """deeplake 3.9.52 refuses decode_method 'data' for video (NotImplementedError, its text);
+    ours says so at the call of every entry point, names the tensor and what works instead."""
+    ds = dl.empty(str(tmp_path / "ds"))
+    ds.create_tensor("clips", htype="video", sample_compression="mp4")
+    ds.create_tensor("labels", dtype="int64")
+    ds.extend({"clips": [dl.read(files["h264.mp4"])], "labels": [7]})
+    calls = {
+        "chain pytorch": lambda: ds.dataloader().pytorch(decode_method={"clips": "data"}),
+        "chain numpy": lambda: ds.dataloader().numpy(decode_method={"clips": "data"}),
+        "ds.pytorch": lambda: ds.pytorch(decode_method={"clips": "data"}),
+    }
+    for where, call in calls.items():
+        with pytest.raises(NotImplementedError, match=r"^data decode method for video tensors isn't supported "
+                                                      r"yet\. \(tensor 'clips': use decode_method 'numpy'") as caught:
+            call()
+        assert isinstance(caught.value, dl.errors.DeepLakeLoaderError) and caught.value.tensor == "clips", where
+    batch = next(iter(ds.dataloader().numpy(decode_method={"clips": "tobytes"})))  # what the error offers works
+    assert batch[0]["clips"] == _bytes(files["h264.mp4"])
+
+
 def test_writer_refuses_what_deeplake_refuses(tmp_path, files):
     ds = dl.empty(str(tmp_path / "ds"))
     with pytest.raises(ValueError, match="requires you to specify 'sample_compression'"):
